@@ -1,0 +1,63 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+#   make            build both modules (provisions the 7.3 test kernel first unless KDIR= is given)
+#   make run        boot the test kernel and show the pair: load, a call, removal under load
+#   make test       run the selftests in the VM (debug kernel), KTAP output
+#   make check      rustfmt + clippy for the modules, fmt + clippy + unit tests for tools/
+#   make kernel     only provision/build the test kernel (cached outside the repository)
+#   make clean
+#
+# Variables: KDIR=<your Rust-enabled kernel build>, KVER=7.3, LLVM=-19, VM_CPUS=4, VM_TIMEOUT=...
+
+KVER ?= 7.3
+LLVM ?= -19
+export KVER LLVM
+
+BUILD := $(CURDIR)/build
+ifeq ($(origin KDIR),undefined)
+KDIR := $(BUILD)/kdir
+KERNEL_DEP := kernel
+endif
+
+KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM)
+CARGO ?= cargo
+NEG_DIR := $(BUILD)/negative-control
+
+.PHONY: default modules kernel tools negative-control check run test clean
+
+ifeq ($(UNSAFE_SKIP_MODULE_GET),1)
+# Never build the unsafe consumer in place, where it could be loaded by mistake.
+default: negative-control
+	@echo "UNSAFE_SKIP_MODULE_GET=1: the unsafe consumer is in $(NEG_DIR), not here"
+else
+default: modules
+endif
+
+modules: $(KERNEL_DEP)
+	$(KMAKE) modules
+
+kernel:
+	@scripts/kernel.sh >/dev/null
+
+# The negative control: the same sources, consumer built without get/put, in its own directory.
+negative-control: $(KERNEL_DEP)
+	@mkdir -p $(NEG_DIR)
+	@cp -u Kbuild rust_consumer.rs rust_provider.rs provider_abi.rs $(NEG_DIR)/
+	$(MAKE) -C $(KDIR) M=$(NEG_DIR) LLVM=$(LLVM) UNSAFE_SKIP_MODULE_GET=1 modules
+
+tools:
+	scripts/build-tools.sh
+
+check: $(KERNEL_DEP)
+	scripts/check.sh "$(KDIR)"
+
+run: modules tools
+	tools/vm-run.sh -- selftests/demo.sh
+
+test: modules negative-control tools
+	tools/vm-run.sh -- selftests/run-in-vm.sh
+
+clean:
+	-[ ! -e $(KDIR)/Makefile ] || $(KMAKE) clean
+	rm -rf $(BUILD)
+	-cd tools && $(CARGO) clean

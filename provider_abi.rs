@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The contract between `rust_provider` and `rust_consumer`: an ops table and its registration.
+//!
+//! Both crates include this file (`#[path = "provider_abi.rs"] mod abi;`). The two modules are
+//! compiled separately, so nothing here may depend on Rust layout: the table is `#[repr(C)]` and
+//! its entries are `extern "C"` function pointers. Any change to [`ProviderOps`] bumps
+//! [`ABI_VERSION`]; the consumer refuses a table whose version differs.
+//!
+//! The dependency goes provider -> consumer only: the provider imports
+//! `rust_consumer_register` and `rust_consumer_unregister`, the consumer imports nothing
+//! from the provider. The consumer reaches the provider only through a registered table, and
+//! only while it holds a reference on the table's `owner` module.
+
+// Each crate uses its own half of this file (the provider builds tables, the consumer reads them).
+#![allow(dead_code)]
+
+use kernel::{
+    bindings,
+    ffi::c_int, //
+};
+
+/// Version of the [`ProviderOps`] layout. The consumer refuses any other version (`EINVAL`).
+pub(crate) const ABI_VERSION: u32 = 1;
+
+/// Size of a provider name buffer, including the terminating NUL.
+pub(crate) const NAME_LEN: usize = 32;
+
+/// Longest time `hold` accepts, in microseconds; larger requests fail with `EINVAL`.
+pub(crate) const HOLD_MAX_US: u32 = 1_000_000;
+
+/// What `describe` reports.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct ProviderInfo {
+    /// NUL-terminated provider name.
+    pub(crate) name: [u8; NAME_LEN],
+    /// Provider implementation version.
+    pub(crate) version: u32,
+    /// Random id chosen when the provider module was loaded: a reload gets a new one.
+    pub(crate) instance_id: u64,
+}
+
+/// A provider's ops table.
+///
+/// # Contract
+///
+/// - The provider keeps the table alive and unchanged from `rust_consumer_register` until
+///   `rust_consumer_unregister` returns.
+/// - `owner` is the module containing the code the entries point to (`THIS_MODULE` of the
+///   provider); calling an entry is only sound while the caller holds a reference on `owner`.
+#[repr(C)]
+pub(crate) struct ProviderOps {
+    /// Must be [`ABI_VERSION`].
+    pub(crate) abi_version: u32,
+    /// NUL-terminated provider name, unique in the consumer's registry.
+    pub(crate) name: [u8; NAME_LEN],
+    /// The module that owns the code and data reachable from this table.
+    pub(crate) owner: *mut bindings::module,
+    /// Returns [`compute_expected`]`(x, instance_id)`.
+    pub(crate) compute: unsafe extern "C" fn(x: u64) -> u64,
+    /// Sleeps `us` microseconds inside the provider; returns 0, or `-EINVAL` when `us` exceeds
+    /// [`HOLD_MAX_US`].
+    pub(crate) hold: unsafe extern "C" fn(us: u32) -> c_int,
+    /// Fills `*info`.
+    pub(crate) describe: unsafe extern "C" fn(info: *mut ProviderInfo),
+}
+
+// SAFETY: A registered table is never written (see the contract), its function pointers may be
+// called from any thread, and `owner` is only passed to `try_module_get`/`module_put`, which are
+// thread-safe.
+unsafe impl Sync for ProviderOps {}
+// SAFETY: Same as `Sync`: nothing in the table is tied to the thread that built it.
+unsafe impl Send for ProviderOps {}
+
+impl ProviderOps {
+    /// The name without its NUL padding.
+    pub(crate) fn name(&self) -> &[u8] {
+        name_bytes(&self.name)
+    }
+}
+
+/// The bytes of a NUL-padded name, up to its first NUL.
+pub(crate) fn name_bytes(buf: &[u8; NAME_LEN]) -> &[u8] {
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(NAME_LEN);
+    &buf[..len]
+}
+
+/// Builds a NUL-padded name buffer, or `None` if `name` does not fit with its NUL.
+pub(crate) const fn name_buf(name: &[u8]) -> Option<[u8; NAME_LEN]> {
+    if name.len() >= NAME_LEN {
+        return None;
+    }
+    let mut buf = [0u8; NAME_LEN];
+    let mut i = 0;
+    while i < name.len() {
+        buf[i] = name[i];
+        i += 1;
+    }
+    Some(buf)
+}
+
+/// The answer `compute(x)` must give for a provider instance: the SplitMix64 finaliser of
+/// `x ^ instance_id`. Userspace recomputes it to verify every answer (see `tools/`).
+pub(crate) const fn compute_expected(x: u64, instance_id: u64) -> u64 {
+    let mut z = (x ^ instance_id).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Signature of `rust_consumer_register`: returns 0 or a negative errno
+/// (`EINVAL` bad table or ABI version, `EEXIST` name taken, `ENOSPC` registry full).
+///
+/// # Safety
+///
+/// `ops` must satisfy the [`ProviderOps`] contract until `rust_consumer_unregister` returns.
+pub(crate) type RegisterFn = unsafe extern "C" fn(ops: *const ProviderOps) -> c_int;
+
+/// Signature of `rust_consumer_unregister`: removes `ops` from the registry and returns only
+/// once no caller can reach it any more (after an RCU grace period).
+///
+/// # Safety
+///
+/// `ops` must be a table registered by the caller, or one whose registration failed.
+pub(crate) type UnregisterFn = unsafe extern "C" fn(ops: *const ProviderOps);

@@ -1,0 +1,902 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A consumer module that calls providers' ops only while it holds a reference on their module.
+//!
+//! Providers register a [`ProviderOps`] table with [`rust_consumer_register`]. Every use of a
+//! table goes through [`ProviderRef`], which is obtained only from [`Registry::get`]: it takes
+//! `try_module_get(owner)` when made and `module_put(owner)` when dropped. While a provider is
+//! going away the get fails and the caller gets `ENODEV`, never a stale pointer.
+//!
+//! Userspace drives calls through `/dev/rust_consumer` (mode 0600), with a line-oriented text
+//! interface for people and ioctls for programs:
+//!
+//! ```sh
+//! exec 3<>/dev/rust_consumer
+//! echo 'compute rust_provider 42' >&3; cat <&3
+//! # ok compute provider=rust_provider instance=0x... x=42 y=...
+//! echo 'hold rust_provider 500000' >&3        # sleeps 0.5 s inside the provider
+//! echo 'stats' >&3; cat <&3                    # counters, total and per provider
+//! ```
+//!
+//! See README.md ("Userspace interface") for every request, ioctl, struct layout and errno.
+
+use core::{
+    fmt::Write,
+    ptr::{
+        self,
+        NonNull, //
+    },
+};
+use kernel::{
+    bindings,
+    cpu::CpuId,
+    ffi::c_int,
+    fs::{
+        File,
+        Kiocb, //
+    },
+    ioctl::{
+        _IO,
+        _IOWR, //
+    },
+    iov::{
+        IovIterDest,
+        IovIterSource, //
+    },
+    miscdevice::{
+        MiscDevice,
+        MiscDeviceOptions,
+        MiscDeviceRegistration, //
+    },
+    new_mutex,
+    prelude::*,
+    sync::{
+        atomic::{
+            Acquire,
+            Atomic,
+            Relaxed,
+            Release, //
+        },
+        rcu,
+        Mutex, //
+    },
+    transmute::{
+        AsBytes,
+        FromBytes, //
+    },
+    uaccess::UserSlice,
+};
+
+#[path = "provider_abi.rs"]
+mod abi;
+
+use abi::{
+    ProviderInfo,
+    ProviderOps,
+    NAME_LEN, //
+};
+
+module! {
+    type: RustConsumer,
+    name: "rust_consumer",
+    authors: ["rust-modref developers"],
+    description: "Registry of providers, called only under a module reference",
+    license: "GPL",
+}
+
+/// True only in the negative-control build (`make UNSAFE_SKIP_MODULE_GET=1`): [`ModuleRef`] then
+/// takes no reference, so a provider can be freed while a call runs in it. Never ship this.
+const UNSAFE_SKIP_MODULE_GET: bool = cfg!(rmr_unsafe_skip_module_get);
+
+// ------------------------------------------------------------------------------------------------
+// The module reference guard.
+
+/// A counted reference on a module: `try_module_get` when made, `module_put` when dropped.
+///
+/// While a [`ModuleRef`] exists the module cannot finish unloading: `delete_module` refuses a
+/// module whose refcount is not zero, so its code, data and `struct module` stay in memory.
+/// Dropping the value is the only way to release the reference, so an early return or a `?`
+/// cannot leak it. (`core::mem::forget` can; that is a leak that keeps the module loaded, not
+/// unsoundness.)
+///
+/// # Invariants
+///
+/// `module` is null (a built-in owner, or the negative-control build) or a module on which this
+/// value holds one reference taken by `try_module_get`.
+struct ModuleRef {
+    module: *mut bindings::module,
+}
+
+impl ModuleRef {
+    /// Takes a reference on `module` unless it is being removed (or still initialising).
+    ///
+    /// Returns `None` when the module is on its way out: that is the caller's `ENODEV`.
+    ///
+    /// # Safety
+    ///
+    /// `module` must be null or point to a `struct module` that is known to stay allocated for
+    /// the duration of this call, by *direct protection* (the caller already holds a reference)
+    /// or *implied protection* (something the module's exit path must also wait for is held),
+    /// as the `try_module_get()` documentation in `srctree/include/linux/module.h` requires.
+    unsafe fn try_get(module: *mut bindings::module) -> Option<Self> {
+        if UNSAFE_SKIP_MODULE_GET {
+            // INVARIANT: A null module holds no reference.
+            return Some(Self {
+                module: ptr::null_mut(),
+            });
+        }
+        // SAFETY: The caller guarantees `module` is null or alive for this call.
+        if !unsafe { bindings::try_module_get(module) } {
+            return None;
+        }
+        // INVARIANT: We hold the reference just taken.
+        let this = Self { module };
+        // A module in MODULE_STATE_COMING is still running its init, and if that init fails the
+        // loader frees it without waiting for references. Only hand out references on modules
+        // whose init has completed; GOING cannot be seen here because try_module_get refused it.
+        // SAFETY: We hold a reference (direct protection), so `*module` is alive.
+        if !module.is_null()
+            && unsafe { ptr::addr_of!((*module).state).read_volatile() }
+                != bindings::module_state_MODULE_STATE_LIVE
+        {
+            return None; // `this` is dropped: module_put while still protected.
+        }
+        Some(this)
+    }
+}
+
+impl Drop for ModuleRef {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant we hold a reference on `self.module` (or it is null,
+        // which `module_put` ignores); it is released exactly once, here.
+        unsafe { bindings::module_put(self.module) };
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Counters.
+
+/// Counter indices.
+#[derive(Clone, Copy)]
+enum Counter {
+    CallsOk = 0,
+    CallsEnodev,
+    CallsFailed,
+    RefsTaken,
+    RefsReleased,
+}
+const NR_COUNTERS: usize = 5;
+/// Counters are sharded by CPU so the hot path writes no cache line other CPUs write.
+const SHARDS: usize = 16;
+
+#[repr(C, align(64))]
+struct Shard([Atomic<u64>; NR_COUNTERS]);
+
+/// Event counters, sharded by CPU. A snapshot is exact once no call is in flight.
+struct Stats([Shard; SHARDS]);
+
+impl Stats {
+    const fn new() -> Self {
+        Self([const { Shard([const { Atomic::new(0) }; NR_COUNTERS]) }; SHARDS])
+    }
+
+    fn inc(&self, c: Counter) {
+        // A stale CPU id after preemption only costs a shared cache line, never a lost count.
+        let shard = CpuId::current().as_u32() as usize % SHARDS;
+        self.0[shard].0[c as usize].add(1u64, Relaxed);
+    }
+
+    fn reset(&self) {
+        for shard in &self.0 {
+            for c in &shard.0 {
+                c.store(0, Relaxed);
+            }
+        }
+    }
+
+    fn snapshot(&self) -> StatsOut {
+        let sum = |c: Counter| {
+            self.0
+                .iter()
+                .fold(0u64, |acc, s| acc.wrapping_add(s.0[c as usize].load(Relaxed)))
+        };
+        // Released before taken: a reference released during the snapshot was taken earlier.
+        let refs_released = sum(Counter::RefsReleased);
+        let refs_taken = sum(Counter::RefsTaken);
+        StatsOut {
+            provider: [0; NAME_LEN],
+            calls_ok: sum(Counter::CallsOk),
+            calls_enodev: sum(Counter::CallsEnodev),
+            calls_failed: sum(Counter::CallsFailed),
+            refs_taken,
+            refs_released,
+            refs_held: refs_taken.saturating_sub(refs_released),
+            providers: 0,
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The registry.
+
+/// Most providers registered at once.
+const MAX_PROVIDERS: usize = 8;
+
+/// A registry slot.
+///
+/// # Invariants
+///
+/// `ops` is null or points to a table that satisfies the [`ProviderOps`] contract. It is
+/// written only with `REGISTRY_LOCK` held. After it is cleared, the table stays valid for one
+/// RCU grace period (see [`rust_consumer_unregister`]).
+struct Slot {
+    ops: Atomic<*const ProviderOps>,
+    stats: Stats,
+}
+
+static SLOTS: [Slot; MAX_PROVIDERS] = [const {
+    Slot {
+        ops: Atomic::new(ptr::null()),
+        stats: Stats::new(),
+    }
+}; MAX_PROVIDERS];
+
+/// Totals over all providers, including calls that named no registered provider.
+static TOTAL: Stats = Stats::new();
+
+kernel::sync::global_lock! {
+    // SAFETY: Initialised by `RustConsumer::init` before the device exists and before any
+    // module can import `rust_consumer_register` (the loader waits for our init to finish).
+    unsafe(uninit) static REGISTRY_LOCK: Mutex<()> = ();
+}
+
+/// The provider registry: lock-free RCU readers, writers serialised by `REGISTRY_LOCK`.
+///
+/// Why a reader may call `try_module_get` on a provider it found here (implied protection):
+///
+/// 1. A reader loads a slot and calls `try_module_get(ops.owner)` inside one RCU read-side
+///    critical section.
+/// 2. A provider's exit clears its slot and then waits for an RCU grace period before it returns
+///    (`rust_consumer_unregister`); the module loader frees the provider's memory (the table, its
+///    code, its `struct module`) only after its exit returns.
+/// 3. So every reader that saw the table finishes its `try_module_get` while the table and the
+///    `struct module` are still allocated. The exit runs only once the refcount dropped to zero
+///    and the module is `GOING`, so such a late `try_module_get` fails and the caller gets
+///    `ENODEV`. A reference taken before that keeps the module from reaching its exit at all.
+///
+/// After the RCU section, the reference itself (direct protection) keeps the table and code
+/// alive for as long as the [`ProviderRef`] exists.
+struct Registry;
+
+impl Registry {
+    /// Finds the provider called `name` and takes a reference on its module.
+    ///
+    /// Fails with `ENODEV` when no such provider is registered or it is going away.
+    fn get(name: &[u8]) -> Result<ProviderRef> {
+        let rcu = rcu::read_lock();
+        for slot in &SLOTS {
+            let ops = slot.ops.load(Acquire);
+            if ops.is_null() {
+                continue;
+            }
+            // SAFETY: We are in an RCU read-side critical section and `ops` was loaded from a
+            // slot: by the `Slot` invariant it stays valid until at least the end of it.
+            let table = unsafe { &*ops };
+            if table.name() != name {
+                continue;
+            }
+            // SAFETY: Implied protection: we are still inside the RCU read-side critical
+            // section in which `ops` was found, and the provider's exit waits for a grace period
+            // after clearing the slot, so `table.owner` is alive for this call (see `Registry`).
+            let module_ref = match unsafe { ModuleRef::try_get(table.owner) } {
+                Some(r) => r,
+                None => {
+                    slot.stats.inc(Counter::CallsEnodev);
+                    return Err(ENODEV);
+                }
+            };
+            drop(rcu);
+            slot.stats.inc(Counter::RefsTaken);
+            TOTAL.inc(Counter::RefsTaken);
+            // INVARIANT: `module_ref` holds a reference on `table.owner`.
+            return Ok(ProviderRef {
+                ops: NonNull::from(table),
+                slot,
+                _module_ref: module_ref,
+            });
+        }
+        Err(ENODEV)
+    }
+
+    fn register(ops: *const ProviderOps) -> Result {
+        if ops.is_null() {
+            return Err(EINVAL);
+        }
+        // SAFETY: The caller of `rust_consumer_register` guarantees the table is valid.
+        let table = unsafe { &*ops };
+        if table.abi_version != abi::ABI_VERSION {
+            pr_err!(
+                "refusing provider: ABI version {} (this consumer speaks {})\n",
+                table.abi_version,
+                abi::ABI_VERSION
+            );
+            return Err(EINVAL);
+        }
+        let name = table.name();
+        if name.is_empty() || name.len() == NAME_LEN {
+            return Err(EINVAL);
+        }
+        let _guard = REGISTRY_LOCK.lock();
+        let mut free = None;
+        for slot in &SLOTS {
+            let cur = slot.ops.load(Relaxed);
+            if cur.is_null() {
+                free = free.or(Some(slot));
+                continue;
+            }
+            // SAFETY: A table stays valid while it is in a slot, and we hold the lock that
+            // keeps it there.
+            if unsafe { (*cur).name() } == name {
+                return Err(EEXIST);
+            }
+        }
+        let slot = free.ok_or(ENOSPC)?;
+        slot.stats.reset();
+        // INVARIANT: `ops` satisfies the contract (caller) and we hold the lock.
+        slot.ops.store(ops, Release);
+        Ok(())
+    }
+
+    fn unregister(ops: *const ProviderOps) {
+        {
+            let _guard = REGISTRY_LOCK.lock();
+            for slot in &SLOTS {
+                if ptr::eq(slot.ops.load(Relaxed), ops) {
+                    // INVARIANT: Cleared under the lock; the grace period follows below.
+                    slot.ops.store(ptr::null(), Release);
+                }
+            }
+        }
+        // Every reader that could have seen the table has left its RCU section after this.
+        rcu::synchronize_rcu();
+    }
+
+    /// Writes one line per registered provider.
+    fn list(out: &mut Answer) -> core::fmt::Result {
+        let _rcu = rcu::read_lock();
+        for slot in &SLOTS {
+            let ops = slot.ops.load(Acquire);
+            if !ops.is_null() {
+                // SAFETY: Loaded from a slot inside an RCU read-side critical section.
+                let name = unsafe { (*ops).name() };
+                writeln!(out, "{}", BStrDisplay(name))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Counters of the provider called `name` (all zero but `providers` if none).
+    fn stats(name: &[u8]) -> Result<StatsOut> {
+        let _rcu = rcu::read_lock();
+        let mut providers = 0;
+        let mut found = None;
+        for slot in &SLOTS {
+            let ops = slot.ops.load(Acquire);
+            if ops.is_null() {
+                continue;
+            }
+            providers += 1;
+            // SAFETY: Loaded from a slot inside an RCU read-side critical section.
+            if !name.is_empty() && unsafe { (*ops).name() } == name {
+                found = Some(slot.stats.snapshot());
+            }
+        }
+        let mut out = if name.is_empty() {
+            TOTAL.snapshot()
+        } else {
+            found.ok_or(ENODEV)?
+        };
+        out.providers = providers;
+        Ok(out)
+    }
+}
+
+/// The exported registration entry point (see `abi::RegisterFn`).
+///
+/// # Safety
+///
+/// `ops` must satisfy the [`ProviderOps`] contract until [`rust_consumer_unregister`] returns.
+#[no_mangle]
+unsafe extern "C" fn rust_consumer_register(ops: *const ProviderOps) -> c_int {
+    match Registry::register(ops) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// The exported unregistration entry point (see `abi::UnregisterFn`).
+///
+/// # Safety
+///
+/// `ops` must have been passed to [`rust_consumer_register`] by the caller.
+#[no_mangle]
+unsafe extern "C" fn rust_consumer_unregister(ops: *const ProviderOps) {
+    Registry::unregister(ops)
+}
+
+// The exported functions have the ABI's signatures.
+const _: abi::RegisterFn = rust_consumer_register;
+const _: abi::UnregisterFn = rust_consumer_unregister;
+
+/// Exports a function like `EXPORT_SYMBOL_GPL(sym)`: the `.export_symbol` entry modpost reads,
+/// laid out as `___EXPORT_SYMBOL` in `srctree/include/linux/export.h` does (label, license,
+/// namespace, 8-byte aligned pointer to the symbol).
+macro_rules! export_symbol_gpl {
+    ($sym:ident) => {
+        core::arch::global_asm!(
+            ".section \".export_symbol\",\"a\"",
+            concat!("__export_symbol_", stringify!($sym), ":"),
+            ".asciz \"GPL\"",
+            ".asciz \"\"",
+            ".balign 8",
+            concat!(".quad ", stringify!($sym)),
+            ".previous",
+        );
+    };
+}
+export_symbol_gpl!(rust_consumer_register);
+export_symbol_gpl!(rust_consumer_unregister);
+
+// ------------------------------------------------------------------------------------------------
+// Calling a provider.
+
+/// The right to call one provider's ops, obtained only from [`Registry::get`].
+///
+/// # Invariants
+///
+/// `_module_ref` holds a reference on `ops.owner` (direct protection), so the table and the code
+/// its entries point to stay alive as long as this value does. References to the table handed
+/// out by methods borrow `self`, so they cannot outlive it.
+struct ProviderRef {
+    ops: NonNull<ProviderOps>,
+    slot: &'static Slot,
+    _module_ref: ModuleRef,
+}
+
+impl ProviderRef {
+    fn ops(&self) -> &ProviderOps {
+        // SAFETY: The table is alive while we hold the module reference (type invariant).
+        unsafe { self.ops.as_ref() }
+    }
+
+    fn compute(&self, x: u64) -> u64 {
+        // SAFETY: We hold a reference on the owner of the code `compute` points to.
+        unsafe { (self.ops().compute)(x) }
+    }
+
+    fn hold(&self, us: u32) -> Result {
+        // SAFETY: We hold a reference on the owner of the code `hold` points to.
+        kernel::error::to_result(unsafe { (self.ops().hold)(us) })
+    }
+
+    fn describe(&self) -> ProviderInfo {
+        let mut info = ProviderInfo {
+            name: [0; NAME_LEN],
+            version: 0,
+            instance_id: 0,
+        };
+        // SAFETY: We hold a reference on the owner of the code `describe` points to, and `info`
+        // is valid for writes.
+        unsafe { (self.ops().describe)(&mut info) };
+        info
+    }
+}
+
+impl Drop for ProviderRef {
+    fn drop(&mut self) {
+        self.slot.stats.inc(Counter::RefsReleased);
+        TOTAL.inc(Counter::RefsReleased);
+        // `_module_ref` is dropped after this: module_put.
+    }
+}
+
+/// An operation on a provider.
+#[derive(Clone, Copy)]
+enum Op {
+    Compute(u64),
+    Hold(u32),
+    Describe,
+}
+
+/// What a call returns.
+struct Reply {
+    info: ProviderInfo,
+    result: u64,
+}
+
+/// Calls `op` on the provider called `name`, under a reference on its module.
+fn call(name: &[u8], op: Op) -> Result<Reply> {
+    let provider = match Registry::get(name) {
+        Ok(p) => p,
+        Err(e) => {
+            TOTAL.inc(Counter::CallsEnodev);
+            return Err(e);
+        }
+    };
+    let mut result = 0;
+    let outcome = match op {
+        Op::Compute(x) => {
+            result = provider.compute(x);
+            Ok(())
+        }
+        Op::Hold(us) => provider.hold(us),
+        Op::Describe => Ok(()),
+    };
+    let info = provider.describe();
+    let counter = match outcome {
+        Ok(()) => Counter::CallsOk,
+        Err(_) => Counter::CallsFailed,
+    };
+    provider.slot.stats.inc(counter);
+    TOTAL.inc(counter);
+    outcome.map(|()| Reply { info, result })
+}
+
+// ------------------------------------------------------------------------------------------------
+// Userspace interface: ioctls.
+
+/// `ioctl` type byte (free in `Documentation/userspace-api/ioctl/ioctl-number.rst`).
+const RMC_IOC_MAGIC: u32 = 0xB9;
+/// Calls an op on a named provider: `_IOWR(0xB9, 1, struct rmc_call)`.
+const RMC_IOC_CALL: u32 = _IOWR::<CallArgs>(RMC_IOC_MAGIC, 1);
+/// Reads counters, total (empty name) or of one provider: `_IOWR(0xB9, 2, struct rmc_stats)`.
+const RMC_IOC_STATS: u32 = _IOWR::<StatsOut>(RMC_IOC_MAGIC, 2);
+/// Does nothing: the baseline for benchmarks (no provider, no reference): `_IO(0xB9, 3)`.
+const RMC_IOC_NOP: u32 = _IO(RMC_IOC_MAGIC, 3);
+
+/// `struct rmc_call` operations.
+const OP_COMPUTE: u32 = 0;
+const OP_HOLD: u32 = 1;
+const OP_DESCRIBE: u32 = 2;
+
+/// `struct rmc_call` (72 bytes).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CallArgs {
+    /// In: NUL-terminated provider name.
+    provider: [u8; NAME_LEN],
+    /// In: `OP_COMPUTE`, `OP_HOLD` or `OP_DESCRIBE`.
+    op: u32,
+    /// In: must be 0.
+    flags: u32,
+    /// In: `x` for compute, microseconds for hold.
+    arg: u64,
+    /// Out: compute's answer.
+    result: u64,
+    /// Out: instance id of the provider that answered.
+    instance_id: u64,
+    /// Out: provider version.
+    version: u32,
+    /// Must be 0.
+    reserved: u32,
+}
+
+// SAFETY: `CallArgs` is `repr(C)` with only integer fields and no padding (32+4+4+8+8+8+4+4 =
+// 72, every field naturally aligned), so every byte pattern is a valid value.
+unsafe impl FromBytes for CallArgs {}
+// SAFETY: Same layout argument: no padding bytes, so every byte is initialised.
+unsafe impl AsBytes for CallArgs {}
+
+/// `struct rmc_stats` (88 bytes).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct StatsOut {
+    /// In: provider name, or empty for the totals.
+    provider: [u8; NAME_LEN],
+    calls_ok: u64,
+    calls_enodev: u64,
+    calls_failed: u64,
+    refs_taken: u64,
+    refs_released: u64,
+    refs_held: u64,
+    /// Providers registered now.
+    providers: u64,
+}
+
+// SAFETY: `repr(C)`, a byte array followed by `u64`s at offsets multiple of 8: no padding, and
+// every byte pattern is a valid value.
+unsafe impl FromBytes for StatsOut {}
+// SAFETY: Same layout argument: no padding bytes.
+unsafe impl AsBytes for StatsOut {}
+
+/// The name in a NUL-terminated fixed buffer coming from userspace.
+fn user_name(buf: &[u8; NAME_LEN]) -> Result<&[u8]> {
+    match buf.iter().position(|&b| b == 0) {
+        Some(len) => Ok(&buf[..len]),
+        None => Err(EINVAL),
+    }
+}
+
+fn ioctl_call(arg: usize) -> Result<isize> {
+    let (mut reader, mut writer) =
+        UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<CallArgs>()).reader_writer();
+    let mut args: CallArgs = reader.read()?;
+    if args.flags != 0 || args.reserved != 0 {
+        return Err(EINVAL);
+    }
+    let op = match args.op {
+        OP_COMPUTE => Op::Compute(args.arg),
+        OP_HOLD => Op::Hold(u32::try_from(args.arg).map_err(|_| EINVAL)?),
+        OP_DESCRIBE => Op::Describe,
+        _ => return Err(EINVAL),
+    };
+    let reply = call(user_name(&args.provider)?, op)?;
+    args.result = reply.result;
+    args.instance_id = reply.info.instance_id;
+    args.version = reply.info.version;
+    writer.write(&args)?;
+    Ok(0)
+}
+
+fn ioctl_stats(arg: usize) -> Result<isize> {
+    let (mut reader, mut writer) =
+        UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<StatsOut>()).reader_writer();
+    let query: StatsOut = reader.read()?;
+    let mut out = Registry::stats(user_name(&query.provider)?)?;
+    out.provider = query.provider;
+    writer.write(&out)?;
+    Ok(0)
+}
+
+// ------------------------------------------------------------------------------------------------
+// Userspace interface: text requests.
+
+/// Longest accepted text request, in bytes.
+const MAX_REQUEST: usize = 128;
+/// Size of the per-file answer buffer.
+const ANSWER_LEN: usize = 1024;
+
+/// The answer to the last text request on a file.
+struct Answer {
+    buf: [u8; ANSWER_LEN],
+    len: usize,
+}
+
+impl Answer {
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl core::fmt::Write for Answer {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let end = self.len.checked_add(s.len()).ok_or(core::fmt::Error)?;
+        let dst = self.buf.get_mut(self.len..end).ok_or(core::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Displays bytes that are ASCII as text and anything else as `?`.
+struct BStrDisplay<'a>(&'a [u8]);
+
+impl core::fmt::Display for BStrDisplay<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for &b in self.0 {
+            f.write_char(if b.is_ascii_graphic() { b as char } else { '?' })?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses a decimal or `0x` hexadecimal `u64`.
+fn parse_u64(s: &[u8]) -> Result<u64> {
+    let (digits, radix) = match s {
+        [b'0', b'x' | b'X', rest @ ..] => (rest, 16),
+        _ => (s, 10),
+    };
+    if digits.is_empty() {
+        return Err(EINVAL);
+    }
+    digits.iter().try_fold(0u64, |acc, &b| {
+        let d = (b as char).to_digit(radix).ok_or(EINVAL)?;
+        acc.checked_mul(u64::from(radix))
+            .and_then(|v| v.checked_add(u64::from(d)))
+            .ok_or(EINVAL)
+    })
+}
+
+fn write_stats(out: &mut Answer, name: &[u8], s: &StatsOut) -> core::fmt::Result {
+    writeln!(
+        out,
+        "{} calls_ok={} calls_enodev={} calls_failed={} refs_taken={} refs_released={} refs_held={}",
+        if name.is_empty() {
+            BStrDisplay(b"total")
+        } else {
+            BStrDisplay(name)
+        },
+        s.calls_ok,
+        s.calls_enodev,
+        s.calls_failed,
+        s.refs_taken,
+        s.refs_released,
+        s.refs_held
+    )
+}
+
+/// Runs one text request and writes its answer. See README.md for the grammar.
+fn text_request(req: &[u8], out: &mut Answer) -> Result {
+    let mut words = req
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty());
+    let cmd = words.next().ok_or(EINVAL)?;
+    let fmt_err = |_| ENOSPC;
+    match cmd {
+        b"compute" | b"hold" | b"describe" => {
+            let name = words.next().ok_or(EINVAL)?;
+            if name.len() >= NAME_LEN {
+                return Err(EINVAL);
+            }
+            let op = match cmd {
+                b"compute" => Op::Compute(parse_u64(words.next().ok_or(EINVAL)?)?),
+                b"hold" => {
+                    let us = parse_u64(words.next().ok_or(EINVAL)?)?;
+                    Op::Hold(u32::try_from(us).map_err(|_| EINVAL)?)
+                }
+                _ => Op::Describe,
+            };
+            if words.next().is_some() {
+                return Err(EINVAL);
+            }
+            let reply = call(name, op)?;
+            let id = reply.info.instance_id;
+            match op {
+                Op::Compute(x) => writeln!(
+                    out,
+                    "ok compute provider={} instance={:#018x} x={} y={}",
+                    BStrDisplay(name),
+                    id,
+                    x,
+                    reply.result
+                ),
+                Op::Hold(us) => writeln!(
+                    out,
+                    "ok hold provider={} instance={:#018x} us={}",
+                    BStrDisplay(name),
+                    id,
+                    us
+                ),
+                Op::Describe => writeln!(
+                    out,
+                    "ok describe provider={} version={} instance={:#018x}",
+                    BStrDisplay(abi::name_bytes(&reply.info.name)),
+                    reply.info.version,
+                    id
+                ),
+            }
+            .map_err(fmt_err)
+        }
+        b"stats" => {
+            let name = words.next().unwrap_or(b"");
+            if words.next().is_some() {
+                return Err(EINVAL);
+            }
+            let total = Registry::stats(name)?;
+            write_stats(out, name, &total).map_err(fmt_err)?;
+            if name.is_empty() {
+                writeln!(out, "providers={}", total.providers).map_err(fmt_err)?;
+            }
+            Ok(())
+        }
+        b"list" => {
+            if words.next().is_some() {
+                return Err(EINVAL);
+            }
+            Registry::list(out).map_err(fmt_err)
+        }
+        _ => Err(EINVAL),
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The device.
+
+/// Per-open-file state: the answer to the last text request.
+#[pin_data]
+struct ConsumerFile {
+    #[pin]
+    answer: Mutex<Answer>,
+}
+
+#[vtable]
+impl MiscDevice for ConsumerFile {
+    type Ptr = Pin<KBox<Self>>;
+
+    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
+        KBox::try_pin_init(
+            try_pin_init!(ConsumerFile {
+                answer <- new_mutex!(Answer {
+                    buf: [0; ANSWER_LEN],
+                    len: 0,
+                }),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    fn read_iter(mut kiocb: Kiocb<'_, Self::Ptr>, iov: &mut IovIterDest<'_>) -> Result<usize> {
+        let me = kiocb.file();
+        let answer = me.answer.lock();
+        iov.simple_read_from_buffer(kiocb.ki_pos_mut(), answer.as_bytes())
+    }
+
+    fn write_iter(mut kiocb: Kiocb<'_, Self::Ptr>, iov: &mut IovIterSource<'_>) -> Result<usize> {
+        let len = iov.len();
+        if len == 0 || len > MAX_REQUEST {
+            return Err(EINVAL);
+        }
+        let mut req = [0u8; MAX_REQUEST];
+        if iov.copy_from_iter(&mut req[..len]) != len {
+            return Err(EFAULT);
+        }
+        // Run the request without holding the file's lock: a hold may sleep for a second.
+        let mut out = Answer {
+            buf: [0; ANSWER_LEN],
+            len: 0,
+        };
+        let res = text_request(&req[..len], &mut out);
+        if let Err(e) = res {
+            out.len = 0;
+            let _ = writeln!(out, "err {}", -e.to_errno());
+        }
+        let me = kiocb.file();
+        *me.answer.lock() = out;
+        *kiocb.ki_pos_mut() = 0;
+        res.map(|()| len)
+    }
+
+    fn ioctl(_me: Pin<&ConsumerFile>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        match cmd {
+            RMC_IOC_CALL => ioctl_call(arg),
+            RMC_IOC_STATS => ioctl_stats(arg),
+            RMC_IOC_NOP => Ok(0),
+            // The struct size is part of `cmd`: a struct of the wrong size is an unknown command.
+            _ => Err(ENOTTY),
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The module.
+
+#[pin_data]
+struct RustConsumer {
+    #[pin]
+    _miscdev: MiscDeviceRegistration<ConsumerFile>,
+}
+
+impl kernel::InPlaceModule for RustConsumer {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        // SAFETY: Called exactly once, before anything can use the lock.
+        unsafe { REGISTRY_LOCK.init() };
+        if UNSAFE_SKIP_MODULE_GET {
+            pr_warn!(
+                "(init) UNSAFE_SKIP_MODULE_GET build: provider calls take NO module reference; \
+                 this build exists only as the selftest's negative control\n"
+            );
+        }
+        pr_info!("(init) /dev/rust_consumer ready\n");
+        try_pin_init!(Self {
+            _miscdev <- MiscDeviceRegistration::register(MiscDeviceOptions {
+                name: c"rust_consumer",
+            }),
+        })
+    }
+}
+
+impl Drop for RustConsumer {
+    fn drop(&mut self) {
+        pr_info!("(exit)\n");
+    }
+}

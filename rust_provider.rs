@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A provider module that registers an ops table, owned by itself, with `rust_consumer`.
+//!
+//! At load it picks a random instance id, builds its [`ProviderOps`] table with `owner` set to
+//! its own module and registers it as the last step of init (nothing after it can fail, so a
+//! caller can never hold a reference on a module whose init is being undone). At unload,
+//! [`Registration`]'s `Drop` unregisters it; `rust_consumer_unregister` returns only after an RCU
+//! grace period, so by then no caller can reach the table, and the module loader frees this
+//! module's code only after that.
+//!
+//! The provider never needs to count anything itself: every caller holds a reference on this
+//! module while it runs code from the table, so `rmmod rust_provider` fails with `EWOULDBLOCK`
+//! ("in use") while a call is in flight.
+//!
+//! ```sh
+//! insmod rust_consumer.ko
+//! insmod rust_provider.ko                  # instance_id=N to fix the id, hold_max_us=N to cap holds
+//! exec 3<>/dev/rust_consumer
+//! echo 'describe rust_provider' >&3; cat <&3
+//! ```
+
+use kernel::{
+    bindings,
+    error::to_result,
+    ffi::c_int,
+    prelude::*,
+    sync::atomic::{
+        Atomic,
+        Relaxed, //
+    },
+    time::{
+        delay::fsleep,
+        Delta, //
+    },
+};
+
+#[path = "provider_abi.rs"]
+mod abi;
+
+use abi::{
+    ProviderInfo,
+    ProviderOps, //
+};
+
+module! {
+    type: RustProvider,
+    name: "rust_provider",
+    authors: ["rust-modref developers"],
+    description: "Provider of an ops table protected by its module reference",
+    license: "GPL",
+    params: {
+        instance_id: u64 {
+            default: 0,
+            description: "Instance id reported by describe and mixed into compute (0: random per load)",
+        },
+        hold_max_us: u32 {
+            default: 1_000_000,
+            description: "Longest hold accepted, in microseconds (capped at 1000000)",
+        },
+        abi_version: u32 {
+            default: 1,
+            description: "ABI version to register with (test hook: anything but 1 is refused)",
+        },
+    },
+}
+
+// The functions the consumer exports. Importing them makes the module loader record the
+// dependency provider -> consumer, so the consumer cannot be removed while this module is loaded.
+extern "C" {
+    fn rust_consumer_register(ops: *const ProviderOps) -> c_int;
+    fn rust_consumer_unregister(ops: *const ProviderOps);
+}
+
+const NAME: &[u8] = b"rust_provider";
+const VERSION: u32 = 1;
+
+/// The id of this load of the module, chosen in init before the table is registered.
+static INSTANCE_ID: Atomic<u64> = Atomic::new(0);
+
+/// Implementation version reported by `describe`.
+fn instance_id() -> u64 {
+    INSTANCE_ID.load(Relaxed)
+}
+
+unsafe extern "C" fn compute(x: u64) -> u64 {
+    abi::compute_expected(x, instance_id())
+}
+
+unsafe extern "C" fn hold(us: u32) -> c_int {
+    let cap = (*module_parameters::hold_max_us.value()).min(abi::HOLD_MAX_US);
+    if us > cap {
+        return EINVAL.to_errno();
+    }
+    fsleep(Delta::from_micros(i64::from(us)));
+    0
+}
+
+/// # Safety
+///
+/// `info` must be valid for writing a [`ProviderInfo`].
+unsafe extern "C" fn describe(info: *mut ProviderInfo) {
+    let name = abi::name_buf(NAME).unwrap_or([0; abi::NAME_LEN]);
+    // SAFETY: The caller guarantees `info` is valid for writes (the ABI contract of `describe`).
+    unsafe {
+        info.write(ProviderInfo {
+            name,
+            version: VERSION,
+            instance_id: instance_id(),
+        })
+    };
+}
+
+/// An ops table registered with the consumer; unregisters it when dropped.
+///
+/// # Invariants
+///
+/// `ops` is registered with the consumer for the whole life of this value.
+struct Registration {
+    ops: KBox<ProviderOps>,
+}
+
+impl Registration {
+    fn new(ops: KBox<ProviderOps>) -> Result<Self> {
+        // SAFETY: `ops` is a valid table; it stays alive and unchanged until `Drop` below has
+        // called `rust_consumer_unregister`, because the box is owned by the returned value
+        // and never handed out mutably.
+        to_result(unsafe { rust_consumer_register(&*ops) })?;
+        // INVARIANT: Registration succeeded just above.
+        Ok(Self { ops })
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // SAFETY: `self.ops` is registered by the type invariant. When this returns the
+        // consumer can no longer reach it, so the box may be freed afterwards.
+        unsafe { rust_consumer_unregister(&*self.ops) };
+    }
+}
+
+struct RustProvider {
+    _registration: Registration,
+}
+
+impl kernel::Module for RustProvider {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        let mut id = *module_parameters::instance_id.value();
+        if id == 0 {
+            // SAFETY: `get_random_u64` has no preconditions.
+            id = unsafe { bindings::get_random_u64() };
+        }
+        INSTANCE_ID.store(id, Relaxed);
+
+        let ops = KBox::new(
+            ProviderOps {
+                abi_version: *module_parameters::abi_version.value(),
+                name: abi::name_buf(NAME).ok_or(EINVAL)?,
+                owner: module.as_ptr(),
+                compute,
+                hold,
+                describe,
+            },
+            GFP_KERNEL,
+        )?;
+
+        // Register last: once the table is visible, nothing in init may fail any more.
+        let registration = Registration::new(ops).inspect_err(|e| {
+            pr_err!(
+                "(init) rust_consumer refused the ops table: errno {}\n",
+                e.to_errno()
+            );
+        })?;
+        pr_info!("(init) registered, instance {:#018x}\n", id);
+        Ok(Self {
+            _registration: registration,
+        })
+    }
+}
+
+impl Drop for RustProvider {
+    fn drop(&mut self) {
+        pr_info!("(exit) unregistering, instance {:#018x}\n", instance_id());
+    }
+}

@@ -1,0 +1,148 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Provision the test kernel: host tools, Debian's linux-source-$KVER, a tinyconfig-based config with
+# the fragments in kconfig/, and an LLVM build, all in a cache outside the repository keyed by kernel
+# version, toolchain versions and fragment contents. A second run with nothing changed does no work.
+# On success build/kdir points at the kernel build tree (KDIR for the modules) and build/kernel.env
+# describes it.
+#
+# Environment: KVER (default 7.3), KFLAVOR=debug|fast (default debug), LLVM (default -19),
+# RMR_CACHE (default ~/.cache/rust-modref), RMR_REFRESH=1 to ask Debian for a newer source package.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+: "${KFLAVOR:=debug}"
+case "$KFLAVOR" in
+debug) FRAGMENTS=(vm rust debug) ;;
+fast)  FRAGMENTS=(vm rust) ;;
+*) die "KFLAVOR must be 'debug' (KASAN, lockdep: the test kernel) or 'fast' (for benchmarks), not '$KFLAVOR'" ;;
+esac
+
+"$RMR_TOP/scripts/provision-host.sh"
+
+# --- Kernel source from Debian, through a private apt configuration -------------------------------
+apt_dir="$RMR_CACHE/apt"
+apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+	-o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache"
+	-o "Dir::State::status=/dev/null" -o Debug::NoLocking=1 -q)
+
+# The Debian mirror this host already uses, so no host name is hard-coded here.
+debian_mirror() {
+	local uri
+	uri=$(grep -hsE '^\s*(URIs:|deb\s)' /etc/apt/sources.list /etc/apt/sources.list.d/*.sources \
+		/etc/apt/sources.list.d/*.list 2>/dev/null |
+		grep -oE '(https?|file)://[^ ]*/debian/?( |$)' | head -n1 | tr -d ' ')
+	[ -n "$uri" ] || die "cannot find a Debian mirror in /etc/apt/sources.list*: set DEBIAN_MIRROR=URL"
+	echo "${uri%/}"
+}
+
+apt_private_update() {
+	mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
+	local mirror=${DEBIAN_MIRROR:-$(debian_mirror)}
+	# Newest first: backports carry the newest kernels for stable, sid the ones not yet backported.
+	local suite
+	for suite in trixie-backports trixie sid; do
+		printf 'deb %s %s main\n' "$mirror" "$suite"
+	done >"$apt_dir/sources.list"
+	log "apt update (private lists in $apt_dir; the system's apt sources are not touched)"
+	apt-get "${apt_opts[@]}" update >"$apt_dir/update.log" 2>&1 ||
+		die "apt-get update with the private configuration failed, see $apt_dir/update.log"
+}
+
+src_record="$RMR_CACHE/src/linux-source-$KVER.version"
+if [ -z "${RMR_REFRESH:-}" ] && [ -s "$src_record" ] && [ -d "$(sed -n 2p "$src_record")" ]; then
+	src_pkgver=$(sed -n 1p "$src_record")
+	src_dir=$(sed -n 2p "$src_record")
+else
+	apt_private_update
+	src_pkgver=$(apt-cache "${apt_opts[@]}" policy "linux-source-$KVER" 2>/dev/null |
+		awk '/Candidate:/ {print $2}')
+	if [ -z "$src_pkgver" ] || [ "$src_pkgver" = "(none)" ]; then
+		avail=$(apt-cache "${apt_opts[@]}" search --names-only '^linux-source-[0-9]+\.[0-9]+$' 2>/dev/null |
+			awk '{print $1}' | sed 's/linux-source-//' | sort -V | tr '\n' ' ')
+		die "Debian no longer offers linux-source-$KVER (it drops a kernel's source package when a newer one arrives).
+Versions Debian offers now: ${avail:-none found}
+Pick one, e.g.:  make KVER=${avail##* }${avail:+ }test   (or point KDIR= at your own Rust-enabled kernel build)"
+	fi
+	log "downloading linux-source-$KVER $src_pkgver (about 170 MB)"
+	(cd "$apt_dir/cache/archives" && apt-get "${apt_opts[@]}" download "linux-source-$KVER=$src_pkgver" \
+		>"$apt_dir/download.log" 2>&1) || die "download failed, see $apt_dir/download.log"
+	deb=$(ls -t "$apt_dir/cache/archives/linux-source-${KVER}_"*.deb | head -n1)
+	got=$(dpkg-deb -f "$deb" Version)
+	[ "$got" = "$src_pkgver" ] || die "downloaded $deb is version $got, expected $src_pkgver"
+	src_dir="$RMR_CACHE/src/linux-source-$KVER-$src_pkgver"
+	if [ ! -f "$src_dir/Makefile" ]; then
+		log "extracting $(basename "$deb") (about 15 s)"
+		rm -rf "$src_dir.tmp" && mkdir -p "$src_dir.tmp"
+		dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$src_dir.tmp" --wildcards '*/linux-source-*.tar.xz'
+		tar -xJf "$src_dir.tmp"/usr/src/linux-source-*.tar.xz -C "$src_dir.tmp"
+		rm -rf "$src_dir" && mv "$src_dir.tmp"/linux-source-"$KVER" "$src_dir" && rm -rf "$src_dir.tmp"
+		rm -f "$deb"
+	fi
+	printf '%s\n%s\n' "$src_pkgver" "$src_dir" >"$src_record"
+fi
+kernelversion=$(make -s -C "$src_dir" kernelversion)
+
+# --- Cache key: everything that changes the build output ---------------------------------------
+key=$( {
+	echo "$KVER $src_pkgver $KFLAVOR LLVM=$LLVM"
+	rustc -vV; bindgen --version; "clang$LLVM" --version | head -n1
+	for f in "${FRAGMENTS[@]}"; do cat "$RMR_TOP/kconfig/$f.config"; done
+} | sha256sum | cut -c1-12)
+out="$RMR_CACHE/build/linux-$kernelversion-$KFLAVOR-$key"
+kmake=(make -C "$src_dir" O="$out" LLVM="$LLVM" -j"$(nproc)")
+
+if [ -f "$out/.rmr-built" ]; then
+	log "kernel $kernelversion ($KFLAVOR) already built in $out"
+else
+	need "clang$LLVM" "clang$LLVM"
+	mkdir -p "$out"
+	log "kernel $kernelversion: rustavailable check"
+	"${kmake[@]}" rustavailable >"$out/rustavailable.log" 2>&1 ||
+		die "the kernel says Rust is not available with this toolchain:
+$(tail -n 5 "$out/rustavailable.log")"
+	log "configuring: tinyconfig + kconfig/{$(IFS=,; echo "${FRAGMENTS[*]}")}.config"
+	"${kmake[@]}" tinyconfig >"$out/config.log" 2>&1
+	frags=()
+	for f in "${FRAGMENTS[@]}"; do frags+=("$RMR_TOP/kconfig/$f.config"); done
+	(cd "$out" && "$src_dir/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" "${frags[@]}") \
+		>>"$out/config.log" 2>&1
+	"${kmake[@]}" olddefconfig >>"$out/config.log" 2>&1
+	# Every option a fragment asks for must have survived olddefconfig's dependency resolution.
+	bad=()
+	while read -r line; do
+		case "$line" in
+		CONFIG_*=*) grep -qxF "$line" "$out/.config" || bad+=("$line") ;;
+		"# CONFIG_"*" is not set")
+			opt=${line#\# }; opt=${opt%% *}
+			! grep -q "^$opt=" "$out/.config" || bad+=("$line") ;;
+		esac
+	done < <(cat "${frags[@]}")
+	[ ${#bad[@]} -eq 0 ] || die "these fragment options did not stick (missing dependency?): ${bad[*]}"
+	log "building kernel $kernelversion with LLVM=$LLVM on $(nproc) CPUs (about 11 minutes on 2 cores; log: $out/build.log)"
+	start=$(date +%s)
+	( "${kmake[@]}" all >"$out/build.log" 2>&1 ) &
+	pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		sleep 60 & wait $! || true
+		kill -0 "$pid" 2>/dev/null && log "  ... still building: $(grep -E '^\s+(CC|RUSTC|LD|AR)' "$out/build.log" | tail -n1 | xargs)"
+	done
+	wait "$pid" || die "kernel build failed; last lines of $out/build.log:
+$(tail -n 20 "$out/build.log")"
+	[ -f "$out/rust/libmacros.so" ] || die "kernel built without Rust support (no rust/libmacros.so)"
+	log "kernel built in $(( $(date +%s) - start )) s"
+	date -u +%FT%TZ >"$out/.rmr-built"
+fi
+
+mkdir -p "$RMR_BUILD"
+ln -sfn "$out" "$RMR_BUILD/kdir"
+cat >"$RMR_BUILD/kernel.env" <<EOT
+KDIR=$out
+KERNELVERSION=$kernelversion
+SOURCE_PACKAGE=linux-source-$KVER $src_pkgver
+KFLAVOR=$KFLAVOR
+LLVM=$LLVM
+BZIMAGE=$out/arch/x86/boot/bzImage
+EOT
+echo "$out"

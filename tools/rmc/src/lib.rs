@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Userspace side of `/dev/rust_consumer`: the ioctl ABI (mirroring `rust_consumer.rs`) and the
+//! function every `compute` answer is verified against (mirroring `provider_abi.rs`).
+
+use std::{
+    fs::{File, OpenOptions},
+    os::fd::AsRawFd,
+    path::Path,
+};
+
+use nix::errno::Errno;
+
+/// Size of a provider name buffer, including the terminating NUL.
+pub const NAME_LEN: usize = 32;
+/// Longest `hold` a provider accepts, in microseconds.
+pub const HOLD_MAX_US: u32 = 1_000_000;
+
+/// `struct rmc_call` operation numbers.
+pub const OP_COMPUTE: u32 = 0;
+pub const OP_HOLD: u32 = 1;
+pub const OP_DESCRIBE: u32 = 2;
+
+/// `struct rmc_call`: one call of an op on a named provider (72 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallArgs {
+    pub provider: [u8; NAME_LEN],
+    pub op: u32,
+    pub flags: u32,
+    pub arg: u64,
+    pub result: u64,
+    pub instance_id: u64,
+    pub version: u32,
+    pub reserved: u32,
+}
+
+/// `struct rmc_stats`: counters, total (empty name) or of one provider (88 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub provider: [u8; NAME_LEN],
+    pub calls_ok: u64,
+    pub calls_enodev: u64,
+    pub calls_failed: u64,
+    pub refs_taken: u64,
+    pub refs_released: u64,
+    pub refs_held: u64,
+    pub providers: u64,
+}
+
+/// `ioctl` type byte of `/dev/rust_consumer`.
+pub const IOC_MAGIC: u8 = 0xB9;
+nix::ioctl_readwrite!(ioc_call, IOC_MAGIC, 1, CallArgs);
+nix::ioctl_readwrite!(ioc_stats, IOC_MAGIC, 2, Stats);
+nix::ioctl_none!(ioc_nop, IOC_MAGIC, 3);
+
+/// The answer `compute(x)` must give for a provider instance (SplitMix64 finaliser of
+/// `x ^ instance_id`; the same function as `compute_expected` in `provider_abi.rs`).
+pub const fn compute_expected(x: u64, instance_id: u64) -> u64 {
+    let mut z = (x ^ instance_id).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A NUL-padded name buffer, or `None` if `name` does not fit with its NUL or contains one.
+pub fn name_buf(name: &str) -> Option<[u8; NAME_LEN]> {
+    let bytes = name.as_bytes();
+    if bytes.len() >= NAME_LEN || bytes.contains(&0) {
+        return None;
+    }
+    let mut buf = [0u8; NAME_LEN];
+    buf[..bytes.len()].copy_from_slice(bytes);
+    Some(buf)
+}
+
+/// An open `/dev/rust_consumer`.
+pub struct Device {
+    file: File,
+}
+
+impl Device {
+    pub const DEFAULT_PATH: &'static str = "/dev/rust_consumer";
+
+    pub fn open(path: impl AsRef<Path>) -> std::io::Result<Self> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        Ok(Self { file })
+    }
+
+    /// Calls `op` with `arg` on the provider whose name buffer is `provider`.
+    pub fn call(&self, provider: &[u8; NAME_LEN], op: u32, arg: u64) -> Result<CallArgs, Errno> {
+        let mut args = CallArgs {
+            provider: *provider,
+            op,
+            arg,
+            ..Default::default()
+        };
+        // SAFETY: `args` is a valid, writable `struct rmc_call` for the duration of the call.
+        unsafe { ioc_call(self.file.as_raw_fd(), &mut args) }?;
+        Ok(args)
+    }
+
+    /// Reads the counters of `provider`, or the totals when `provider` is empty.
+    pub fn stats(&self, provider: &str) -> Result<Stats, Errno> {
+        let mut s = Stats {
+            provider: name_buf(provider).ok_or(Errno::EINVAL)?,
+            ..Default::default()
+        };
+        // SAFETY: `s` is a valid, writable `struct rmc_stats` for the duration of the call.
+        unsafe { ioc_stats(self.file.as_raw_fd(), &mut s) }?;
+        Ok(s)
+    }
+
+    /// The no-op ioctl: touches no provider and no module reference.
+    pub fn nop(&self) -> Result<(), Errno> {
+        // SAFETY: `RMC_IOC_NOP` takes no argument.
+        unsafe { ioc_nop(self.file.as_raw_fd()) }.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_match_the_kernel() {
+        assert_eq!(std::mem::size_of::<CallArgs>(), 72);
+        assert_eq!(std::mem::size_of::<Stats>(), 88);
+        assert_eq!(std::mem::offset_of!(CallArgs, arg), 40);
+        assert_eq!(std::mem::offset_of!(CallArgs, instance_id), 56);
+        assert_eq!(std::mem::offset_of!(Stats, calls_ok), 32);
+    }
+
+    #[test]
+    fn ioctl_numbers_match_the_kernel() {
+        // _IOWR(0xB9, 1, 72 bytes) and _IOWR(0xB9, 2, 88 bytes), _IO(0xB9, 3).
+        assert_eq!(nix::request_code_readwrite!(IOC_MAGIC, 1, 72), 0xc048_b901);
+        assert_eq!(nix::request_code_readwrite!(IOC_MAGIC, 2, 88), 0xc058_b902);
+        assert_eq!(nix::request_code_none!(IOC_MAGIC, 3), 0xb903);
+    }
+
+    #[test]
+    fn compute_is_splitmix64() {
+        // SplitMix64's first output for seed 0 is 0xe220a8397b1dcdaf.
+        assert_eq!(compute_expected(0, 0), 0xe220_a839_7b1d_cdaf);
+        assert_ne!(compute_expected(1, 7), compute_expected(1, 8));
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(&name_buf("ab").unwrap()[..3], b"ab\0");
+        assert!(name_buf(&"x".repeat(31)).is_some());
+        assert!(name_buf(&"x".repeat(32)).is_none());
+        assert!(name_buf("a\0b").is_none());
+    }
+}

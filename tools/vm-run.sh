@@ -1,0 +1,97 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Run a command inside the test kernel with virtme-ng and return the command's exit status.
+#
+#   tools/vm-run.sh [--cpus N] [--memory SIZE] [--timeout SECONDS] [--log FILE] -- CMD [ARGS...]
+#
+# The guest sees the host's filesystem (this repository is writable). The full console log
+# (kernel messages and the command's output) is kept in FILE (default build/vm-<time>.log) and
+# build/vm-last.log points at it. The run never outlives --timeout: QEMU is killed and the exit
+# status is 124. KVM is used only where a quick probe boot proves it works (VM_KVM=auto, the
+# default; VM_KVM=0 forces TCG, VM_KVM=1 forces KVM).
+#
+# Exit status: the guest command's, or 124 timeout, 125 VM/setup failure.
+set -euo pipefail
+. "$(dirname "$0")/../scripts/lib.sh"
+
+cpus=${VM_CPUS:-4}
+memory=${VM_MEMORY:-2G}
+timeout=${VM_TIMEOUT:-1800}
+log=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--cpus) cpus=$2; shift 2 ;;
+	--memory) memory=$2; shift 2 ;;
+	--timeout) timeout=$2; shift 2 ;;
+	--log) log=$2; shift 2 ;;
+	--) shift; break ;;
+	-h|--help) sed -n '3,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) break ;;
+	esac
+done
+[ $# -gt 0 ] || { echo "usage: $0 [options] -- CMD [ARGS...]" >&2; exit 125; }
+
+fail() { echo "vm-run: $*" >&2; exit 125; }
+
+kdir=${KDIR:-$RMR_BUILD/kdir}
+bzimage="$kdir/arch/x86/boot/bzImage"
+[ -f "$bzimage" ] || fail "no kernel image at $bzimage: run 'make kernel' (or set KDIR=)"
+vng="$RMR_CACHE/venv/bin/vng"
+[ -x "$vng" ] || vng=$(command -v vng) || fail "virtme-ng not found: run scripts/provision-host.sh"
+command -v qemu-system-x86_64 >/dev/null || fail "qemu-system-x86_64 not found (Debian: apt-get install qemu-system-x86)"
+command -v udevadm >/dev/null ||
+	fail "udev is not installed on the host: without it vng cannot return the guest's exit status (Debian: apt-get install udev)"
+
+# KVM probe: boot the kernel with no init under KVM; a working KVM reaches the init step in seconds.
+use_kvm=0
+case "${VM_KVM:-auto}" in
+1) use_kvm=1 ;;
+0) ;;
+auto)
+	if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+		probe="$RMR_CACHE/kvm-probe-$(qemu-system-x86_64 --version | head -n1 | md5sum | cut -c1-8)-$(uname -r)"
+		if [ ! -f "$probe" ]; then
+			log "probing KVM (one quick boot, at most 20 s; the result is cached in $probe)"
+			if timeout -k 2 20 qemu-system-x86_64 -enable-kvm -cpu host -m 256M -nographic -no-reboot \
+				-kernel "$bzimage" -append "console=ttyS0 panic=-1 rdinit=/rmr-no-init" 2>&1 |
+				grep -q -m1 -E 'Kernel panic|rmr-no-init'; then
+				echo 1 >"$probe"
+			else
+				echo 0 >"$probe"
+			fi
+		fi
+		use_kvm=$(cat "$probe")
+	fi
+	;;
+esac
+accel=(--disable-kvm)
+[ "$use_kvm" = 1 ] && accel=()
+
+mkdir -p "$RMR_BUILD"
+[ -n "$log" ] || log="$RMR_BUILD/vm-$(date +%Y%m%d-%H%M%S).log"
+ln -sfn "$log" "$RMR_BUILD/vm-last.log"
+
+# The guest command runs from the repository top with the same environment knobs.
+guest_cmd="cd $(printf %q "$RMR_TOP") && $(printf '%q ' "$@")"
+log "VM: $(basename "$bzimage") from $kdir, $cpus vCPUs, $memory, $([ "$use_kvm" = 1 ] && echo KVM || echo TCG), timeout ${timeout}s, log $log"
+start=$(date +%s)
+set +e
+# -v puts the console (kernel log) on stdout too; the command's own output is in the same stream.
+timeout -k 10 "$timeout" "$vng" --run "$bzimage" "${accel[@]}" --force-initramfs \
+	--cpus "$cpus" --memory "$memory" --user root --rwdir "$RMR_TOP" \
+	--append "panic_on_warn=0 oops=panic_off" -v --exec "$guest_cmd" </dev/null >"$log" 2>&1 &
+vm=$!
+# Show the guest command's output live: everything but kernel console lines.
+tail -n +1 -F --pid=$vm "$log" 2>/dev/null | grep --line-buffered -vE '^\[ *[0-9]+\.[0-9]+\]' &
+wait $vm
+rc=$?
+sleep 0.2
+set -e
+log "VM exited with status $rc after $(( $(date +%s) - start )) s (console log: $log)"
+if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+	echo "vm-run: timed out after ${timeout}s; last console lines:" >&2
+	tail -n 20 "$log" >&2
+	exit 124
+fi
+exit $rc
