@@ -55,7 +55,7 @@ run: modules tools
 	tools/vm-run.sh -- selftests/demo.sh
 
 test: modules negative-control tools
-	tools/vm-run.sh -- selftests/run-in-vm.sh
+	scripts/test.sh
 
 clean:
 	-[ ! -e $(KDIR)/Makefile ] || $(KMAKE) clean

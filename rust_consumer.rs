@@ -134,11 +134,13 @@ impl ModuleRef {
         // A module in MODULE_STATE_COMING is still running its init, and if that init fails the
         // loader frees it without waiting for references. Only hand out references on modules
         // whose init has completed; GOING cannot be seen here because try_module_get refused it.
-        // SAFETY: We hold a reference (direct protection), so `*module` is alive.
-        if !module.is_null()
-            && unsafe { ptr::addr_of!((*module).state).read_volatile() }
-                != bindings::module_state_MODULE_STATE_LIVE
-        {
+        if module.is_null() {
+            return Some(this);
+        }
+        // SAFETY: We hold a reference (direct protection), so `*module` is alive; the loader
+        // writes `state` concurrently with WRITE_ONCE, hence the volatile read.
+        let state = unsafe { ptr::addr_of!((*module).state).read_volatile() };
+        if state != bindings::module_state_MODULE_STATE_LIVE {
             return None; // `this` is dropped: module_put while still protected.
         }
         Some(this)
@@ -196,9 +198,9 @@ impl Stats {
 
     fn snapshot(&self) -> StatsOut {
         let sum = |c: Counter| {
-            self.0
-                .iter()
-                .fold(0u64, |acc, s| acc.wrapping_add(s.0[c as usize].load(Relaxed)))
+            self.0.iter().fold(0u64, |acc, s| {
+                acc.wrapping_add(s.0[c as usize].load(Relaxed))
+            })
         };
         // Released before taken: a reference released during the snapshot was taken earlier.
         let refs_released = sum(Counter::RefsReleased);
@@ -870,7 +872,7 @@ impl MiscDevice for ConsumerFile {
 // ------------------------------------------------------------------------------------------------
 // The module.
 
-#[pin_data]
+#[pin_data(PinnedDrop)]
 struct RustConsumer {
     #[pin]
     _miscdev: MiscDeviceRegistration<ConsumerFile>,
@@ -895,8 +897,9 @@ impl kernel::InPlaceModule for RustConsumer {
     }
 }
 
-impl Drop for RustConsumer {
-    fn drop(&mut self) {
+#[pinned_drop]
+impl PinnedDrop for RustConsumer {
+    fn drop(self: Pin<&mut Self>) {
         pr_info!("(exit)\n");
     }
 }

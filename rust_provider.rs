@@ -67,6 +67,10 @@ module! {
 
 // The functions the consumer exports. Importing them makes the module loader record the
 // dependency provider -> consumer, so the consumer cannot be removed while this module is loaded.
+#[expect(
+    improper_ctypes,
+    reason = "`struct module` is opaque here: the table carries only its address"
+)]
 extern "C" {
     fn rust_consumer_register(ops: *const ProviderOps) -> c_int;
     fn rust_consumer_unregister(ops: *const ProviderOps);
@@ -83,12 +87,12 @@ fn instance_id() -> u64 {
     INSTANCE_ID.load(Relaxed)
 }
 
-unsafe extern "C" fn compute(x: u64) -> u64 {
+extern "C" fn compute(x: u64) -> u64 {
     abi::compute_expected(x, instance_id())
 }
 
-unsafe extern "C" fn hold(us: u32) -> c_int {
-    let cap = (*module_parameters::hold_max_us.value()).min(abi::HOLD_MAX_US);
+extern "C" fn hold(us: u32) -> c_int {
+    let cap = module_parameters::hold_max_us.value().min(abi::HOLD_MAX_US);
     if us > cap {
         return EINVAL.to_errno();
     }
@@ -145,7 +149,7 @@ struct RustProvider {
 
 impl kernel::Module for RustProvider {
     fn init(module: &'static ThisModule) -> Result<Self> {
-        let mut id = *module_parameters::instance_id.value();
+        let mut id = module_parameters::instance_id.value();
         if id == 0 {
             // SAFETY: `get_random_u64` has no preconditions.
             id = unsafe { bindings::get_random_u64() };
@@ -154,7 +158,7 @@ impl kernel::Module for RustProvider {
 
         let ops = KBox::new(
             ProviderOps {
-                abi_version: *module_parameters::abi_version.value(),
+                abi_version: module_parameters::abi_version.value(),
                 name: abi::name_buf(NAME).ok_or(EINVAL)?,
                 owner: module.as_ptr(),
                 compute,

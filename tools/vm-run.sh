@@ -39,6 +39,8 @@ bzimage="$kdir/arch/x86/boot/bzImage"
 [ -f "$bzimage" ] || fail "no kernel image at $bzimage: run 'make kernel' (or set KDIR=)"
 vng="$RMR_CACHE/venv/bin/vng"
 [ -x "$vng" ] || vng=$(command -v vng) || fail "virtme-ng not found: run scripts/provision-host.sh"
+# vng runs its helpers (virtme-run, virtme-ng-init) from its own bin directory.
+export PATH="$(dirname "$vng"):$PATH"
 command -v qemu-system-x86_64 >/dev/null || fail "qemu-system-x86_64 not found (Debian: apt-get install qemu-system-x86)"
 command -v udevadm >/dev/null ||
 	fail "udev is not installed on the host: without it vng cannot return the guest's exit status (Debian: apt-get install udev)"
@@ -77,16 +79,14 @@ guest_cmd="cd $(printf %q "$RMR_TOP") && $(printf '%q ' "$@")"
 log "VM: $(basename "$bzimage") from $kdir, $cpus vCPUs, $memory, $([ "$use_kvm" = 1 ] && echo KVM || echo TCG), timeout ${timeout}s, log $log"
 start=$(date +%s)
 set +e
-# -v puts the console (kernel log) on stdout too; the command's own output is in the same stream.
-timeout -k 10 "$timeout" "$vng" --run "$bzimage" "${accel[@]}" --force-initramfs \
+# -v puts the console (kernel log) on stdout, in the same stream as the command's output. QEMU
+# reopens its stdout for the console, so it must be a pipe (a file would be overwritten from the
+# start): tee keeps the whole stream, and the terminal shows everything but kernel lines.
+timeout -k 10 "$timeout" "$vng" --run "$bzimage" "${accel[@]}" --force-initramfs --force-9p \
 	--cpus "$cpus" --memory "$memory" --user root --rwdir "$RMR_TOP" \
-	--append "panic_on_warn=0 oops=panic_off" -v --exec "$guest_cmd" </dev/null >"$log" 2>&1 &
-vm=$!
-# Show the guest command's output live: everything but kernel console lines.
-tail -n +1 -F --pid=$vm "$log" 2>/dev/null | grep --line-buffered -vE '^\[ *[0-9]+\.[0-9]+\]' &
-wait $vm
-rc=$?
-sleep 0.2
+	--append "panic_on_warn=0" -v --exec "$guest_cmd" </dev/null 2>&1 |
+	tee "$log" | grep --line-buffered -vE '^\[ *[0-9]+\.[0-9]+\]|^virtme'
+rc=${PIPESTATUS[0]}
 set -e
 log "VM exited with status $rc after $(( $(date +%s) - start )) s (console log: $log)"
 if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
