@@ -27,7 +27,7 @@ count() { # KTAP file
 cases=${TEST_CASES:+-t $TEST_CASES}
 log "boot 1/3: selftests (selftests/rust_modref.sh ${cases:-all cases})"
 tools/vm-run.sh --log "$out/vm-selftests.log" -- \
-	sh -c "selftests/rust_modref.sh $cases | tee build/test/selftests.ktap"
+	bash -c "set -o pipefail; selftests/rust_modref.sh $cases | tee build/test/selftests.ktap"
 rc1=$?
 [ -s "$out/selftests.ktap" ] || echo "not ok 1 selftests # the VM produced no KTAP (exit $rc1, see $out/vm-selftests.log)" >"$out/selftests.ktap"
 count "$out/selftests.ktap"
@@ -38,7 +38,7 @@ grep -qE '^1\.\.[0-9]+' "$out/selftests.ktap" || { echo "# selftests: no KTAP pl
 # Boot 2: the negative control, alone, so that the fault it provokes cannot poison other cases.
 log "boot 2/3: negative control (consumer built without try_module_get)"
 tools/vm-run.sh --log "$out/vm-negative-control.log" -- \
-	sh -c "selftests/rust_modref.sh -t negative_control | tee build/test/negative-control.ktap"
+	bash -c "set -o pipefail; selftests/rust_modref.sh -t negative_control | tee build/test/negative-control.ktap"
 [ -s "$out/negative-control.ktap" ] || echo "not ok 1 negative_control # the VM produced no KTAP (see $out/vm-negative-control.log)" >"$out/negative-control.ktap"
 count "$out/negative-control.ktap"
 

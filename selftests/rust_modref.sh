@@ -38,10 +38,24 @@ fi
 ALL_CASES=(
 	vm_cpus
 	provider_needs_consumer
+	registration_refused
 	load_pair
-	consumer_removal_refused
+	calls_verified
+	no_provider_enodev
+	inflight_blocks_removal
+	patient_removal_under_load
+	reload_under_load
+	cycles
+	removal_timeout
+	bad_input
+	consumer_cannot_go_first
 	remove_in_order
 )
+readonly CYCLES=${CYCLES:-3}
+readonly FUZZ_COUNT=${FUZZ_COUNT:-10000}
+# Bound for a patient removal under load (TCG-emulated 4-vCPU guest, debug kernel).
+readonly REMOVAL_BOUND_S=${REMOVAL_BOUND_S:-10}
+TMP=$(mktemp -d /tmp/rust_modref.XXXXXX)
 
 # ------------------------------------------------------------------------------------------------
 # Helpers.
@@ -55,6 +69,7 @@ cleanup() {
 	BG_PIDS=()
 	exec 3<&- 2>/dev/null
 	unload_all
+	rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM HUP
 
@@ -96,8 +111,8 @@ unload_all() {
 # Kernel log from the marker line on.
 log_since() { dmesg | sed -n "/$1/,\$p"; }
 
-# run_case NAME: one KTAP line for test_NAME, failing it on a splat in the kernel log.
-# EXPECT_SPLAT=1 inverts the log check (the negative control).
+# run_case NAME: one KTAP line for test_NAME, failing it on a splat in the kernel log. The
+# negative control inverts the log check: it must find a splat, and reports XFAIL.
 run_case() {
 	local name=$1 marker splats rc
 	marker="rust_modref_selftest: case $name start $$.$RANDOM"
@@ -107,8 +122,17 @@ run_case() {
 	"test_$name"
 	rc=$?
 	splats=$(log_since "$marker" | grep -E "$SPLAT_RE")
-	if [ -n "${EXPECT_SPLAT:-}" ]; then
-		:
+	if [ "$name" = negative_control ] && [ -z "$SKIP_REASON" ]; then
+		# Expected to fail: the fault must show in the log, or the test has no teeth.
+		if [ $rc -eq 0 ] && [ -n "$splats" ]; then
+			ktap_print_msg "$name: the kernel caught the use-after-free:"
+			echo "$splats" | head -n 5 | sed 's/^/#   /'
+			ktap_test_xfail "$name"
+		else
+			ktap_print_msg "$name: ${REASON:-no fault in the kernel log: the selftest would not catch a missing module reference}"
+			ktap_test_fail "$name"
+		fi
+		return
 	elif [ -n "$splats" ]; then
 		ktap_print_msg "$name: kernel log shows a splat:"
 		echo "$splats" | head -n 20 | sed 's/^/#   /'
@@ -128,6 +152,111 @@ run_case() {
 skip() {
 	SKIP_REASON="$*"
 	return 0
+}
+
+
+refcnt() { cat "/sys/module/$PROVIDER/refcnt" 2>/dev/null || echo -1; }
+refcnt_at_least() { [ "$(refcnt)" -ge "$1" ]; }
+
+ensure_consumer() { is_loaded $CONSUMER || load $CONSUMER; }
+ensure_pair() { ensure_consumer && { is_loaded $PROVIDER || load $PROVIDER; }; }
+
+# The answer compute(x) must give for instance id: SplitMix64's finaliser of x ^ id, in bash's
+# wrapping 64-bit arithmetic (logical shifts by masking). Independent of the Rust tools.
+compute_expected() {
+	local z=$((($1 ^ $2) + 0x9e3779b97f4a7c15))
+	z=$(((z ^ ((z >> 30) & 0x3ffffffff)) * 0xbf58476d1ce4e5b9))
+	z=$(((z ^ ((z >> 27) & 0x1fffffffff)) * 0x94d049bb133111eb))
+	z=$((z ^ ((z >> 31) & 0x1ffffffff)))
+	printf '%u\n' $z
+}
+
+# text REQUEST: one request through the text interface; prints the answer, returns write's status.
+text() {
+	local rc
+	exec 3<>$DEV || return 1
+	echo "$1" >&3
+	rc=$?
+	cat <&3
+	exec 3<&-
+	return $rc
+}
+
+# field NAME LINE: the value of NAME=... in LINE.
+field() { sed -n "s/.*[ ^]$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+
+# hold_background US: a call that sleeps US microseconds inside the provider, in the background.
+# HOLD_PID and HOLD_OUT (the answer) describe the last one started.
+HOLD_N=0
+hold_background() {
+	HOLD_N=$((HOLD_N + 1))
+	HOLD_OUT=$TMP/hold.$HOLD_N.out
+	(exec 4<>$DEV && echo "hold $PROVIDER $1" >&4 && cat <&4) >"$HOLD_OUT" 2>&1 &
+	HOLD_PID=$!
+	BG_PIDS+=("$HOLD_PID")
+}
+
+wait_pid() { # PID TIMEOUT_S: bounded wait for a background process; kills it on timeout
+	local pid=$1 deadline=$(($(date +%s) + $2))
+	while kill -0 "$pid" 2>/dev/null; do
+		if [ "$(date +%s)" -ge "$deadline" ]; then
+			kill -KILL "$pid" 2>/dev/null
+			wait "$pid" 2>/dev/null
+			return 124
+		fi
+		sleep 0.05
+	done
+	wait "$pid"
+}
+
+need_tools() {
+	local t
+	for t in rmc-load rmc-ctl rmmod-wait; do
+		[ -x "$TOOLS_DIR/$t" ] || { skip "$TOOLS_DIR/$t not built (make tools)"; return 1; }
+	done
+}
+rmc_ctl() { "$TOOLS_DIR/rmc-ctl" "$@"; }
+rmmod_wait() { "$TOOLS_DIR/rmmod-wait" "$@"; }
+
+# start_load ARGS...: the load generator at >= 4 threads until stop_load; summary in $TMP/load.txt.
+start_load() {
+	local threads
+	threads=$(nproc)
+	[ "$threads" -ge 4 ] || threads=4
+	"$TOOLS_DIR/rmc-load" -j "$threads" -d 600 --json "$@" >"$TMP/load.json" 2>"$TMP/load.txt" &
+	LOAD_PID=$!
+	BG_PIDS+=("$LOAD_PID")
+	# Bounded wait until calls flow (or the generator died).
+	loop_until 10 load_running || true
+}
+load_running() {
+	kill -0 "$LOAD_PID" 2>/dev/null || return 0
+	[ "$(stat_of calls_ok)" -gt "${LOAD_BASE_OK:-0}" ]
+}
+stat_of() { field "$1" " $(rmc_ctl stats 2>/dev/null)" | grep . || echo 0; }
+
+# stop_load: SIGTERM the generator, bounded wait; LOAD_RC, LOAD_OK, LOAD_ENODEV set.
+stop_load() {
+	kill -TERM "$LOAD_PID" 2>/dev/null
+	wait_pid "$LOAD_PID" 20
+	LOAD_RC=$?
+	local line
+	line=$(grep -m1 '^  ok ' "$TMP/load.txt")
+	LOAD_OK=$(sed -n 's/^  ok \([0-9]*\) .*/\1/p' <<<"$line")
+	LOAD_ENODEV=$(sed -n 's/.*ENODEV \([0-9]*\) .*/\1/p' <<<"$line")
+	sed 's/^/# load: /' "$TMP/load.txt"
+}
+
+# remove_patiently: rmmod --wait on the provider; fails if it is not gone within the bound.
+# REMOVAL_MS is the tool's own time from its first attempt to the module being gone.
+remove_patiently() {
+	local rc
+	rmmod_wait --wait --verbose --timeout "$REMOVAL_BOUND_S" $PROVIDER 2>"$TMP/rmmod.err"
+	rc=$?
+	REMOVAL_MS=$(sed -n 's/.*removed after \([0-9]*\) attempt(s), \([0-9.]*\) ms/\2/p' "$TMP/rmmod.err")
+	REMOVAL_ATTEMPTS=$(sed -n 's/.*removed after \([0-9]*\) attempt(s).*/\1/p' "$TMP/rmmod.err")
+	[ $rc -eq 0 ] || fail "rmmod-wait exited $rc: $(tail -n 3 "$TMP/rmmod.err")" || return
+	! is_loaded $PROVIDER || fail "rmmod-wait exited 0 but $PROVIDER is still loaded"
 }
 
 # ------------------------------------------------------------------------------------------------
@@ -153,9 +282,29 @@ test_provider_needs_consumer() {
 	! is_loaded $PROVIDER || fail "rust_provider is loaded"
 }
 
+# A table the consumer refuses (ABI version mismatch) fails the provider's load with EINVAL and
+# one log line from each side.
+test_registration_refused() {
+	local err
+	ensure_consumer || fail "insmod rust_consumer failed" || return
+	is_loaded $PROVIDER && rmmod $PROVIDER
+	if err=$(load $PROVIDER "$MODDIR" abi_version=99 2>&1); then
+		fail "rust_provider loaded with abi_version=99"
+		return
+	fi
+	ktap_print_msg "insmod abi_version=99: $err"
+	# kmod words EINVAL from init_module as "Invalid parameters".
+	grep -qE "Invalid (argument|parameters)" <<<"$err" || fail "expected EINVAL, got: $err" || return
+	dmesg | tail -n 5 | grep -q "rust_consumer: refusing provider: ABI version 99" ||
+		fail "no log line from rust_consumer about the ABI version" || return
+	! is_loaded $PROVIDER || fail "rust_provider is loaded"
+}
+
 test_load_pair() {
+	unload_all
 	load $CONSUMER || fail "insmod rust_consumer failed" || return
 	[ -c $DEV ] || fail "$DEV missing" || return
+	[ "$(stat -c %a $DEV)" = 600 ] || fail "$DEV has mode $(stat -c %a $DEV), expected 600" || return
 	load $PROVIDER || fail "insmod rust_provider failed" || return
 	# The dependency goes provider -> consumer, never the other way.
 	[ -e /sys/module/$CONSUMER/holders/$PROVIDER ] ||
@@ -163,23 +312,268 @@ test_load_pair() {
 	[ -z "$(ls /sys/module/$PROVIDER/holders)" ] ||
 		fail "rust_provider has holders: $(ls /sys/module/$PROVIDER/holders)" || return
 	ktap_print_msg "holders of rust_consumer: $(ls /sys/module/$CONSUMER/holders | xargs)"
+	[ "$(refcnt)" -eq 0 ] || fail "rust_provider refcnt $(refcnt) with no call in flight"
 }
 
-test_consumer_removal_refused() {
-	local err
-	is_loaded $PROVIDER || fail "precondition: rust_provider not loaded" || return
-	if err=$(rmmod $CONSUMER 2>&1); then
-		fail "rmmod rust_consumer succeeded while rust_provider depends on it"
+# compute answers are right for the instance that gave them, from the shell and from threads.
+test_calls_verified() {
+	local a x=12345678901234567 id y want
+	ensure_pair || fail "loading the pair failed" || return
+	a=$(text "compute $PROVIDER $x") || fail "compute failed: $a" || return
+	ktap_print_msg "$a"
+	id=$(field instance "$a")
+	y=$(field y "$a")
+	want=$(compute_expected $x "$id")
+	[ "$y" = "$want" ] || fail "compute($x) = $y from instance $id, expected $want" || return
+	a=$(text "describe $PROVIDER") || fail "describe failed: $a" || return
+	[ "$(field instance "$a")" = "$id" ] || fail "describe reports another instance: $a" || return
+	dmesg | grep -q "rust_provider: (init) registered, instance $id" ||
+		fail "instance $id is not the one the provider logged at init" || return
+	need_tools || return 0
+	"$TOOLS_DIR/rmc-load" -j 4 -n 2000 --allow none --mix compute=8,describe=1,hold=1 \
+		--hold-us 100 2>"$TMP/load.txt"
+	local rc=$?
+	sed 's/^/# load: /' "$TMP/load.txt"
+	[ $rc -eq 0 ] || fail "rmc-load: exit $rc"
+}
+
+# Without a provider every call gets ENODEV, and the consumer does not fill the log about it.
+test_no_provider_enodev() {
+	local marker="rust_modref_selftest: no_provider $$.$RANDOM" a
+	ensure_consumer || fail "insmod rust_consumer failed" || return
+	is_loaded $PROVIDER && { rmmod $PROVIDER || fail "rmmod rust_provider failed" || return; }
+	echo "$marker" >/dev/kmsg
+	if a=$(text "compute $PROVIDER 1" 2>&1); then
+		fail "compute without a provider succeeded: $a"
 		return
 	fi
-	ktap_print_msg "rmmod rust_consumer: $err"
-	is_loaded $CONSUMER || fail "rust_consumer is gone"
+	grep -q "err 19" <<<"$a" || fail "expected 'err 19' (ENODEV), got: $a" || return
+	if need_tools; then
+		rmc_ctl --expect ENODEV call $PROVIDER compute 1 || fail "ioctl: not ENODEV" || return
+		"$TOOLS_DIR/rmc-load" -j 4 -n 500 2>"$TMP/load.txt" || fail "rmc-load failed" || return
+		grep -q '^  ok 0  ENODEV 2000 ' "$TMP/load.txt" ||
+			fail "expected 2000 ENODEV: $(grep '^  ok' "$TMP/load.txt")" || return
+	fi
+	[ -z "$(log_since "$marker" | grep -v "$marker" | grep rust_consumer)" ] ||
+		fail "rust_consumer logged during ENODEV calls: $(log_since "$marker" | grep rust_consumer | head -n 3)" || return
+	load $PROVIDER || fail "reloading rust_provider failed"
+}
+
+# A call in flight holds a reference: plain rmmod fails with "in use" until the call returns.
+test_inflight_blocks_removal() {
+	local err rc
+	ensure_pair || fail "loading the pair failed" || return
+	hold_background 1000000
+	loop_until 5 refcnt_at_least 1 || fail "refcnt never rose during a hold (refcnt $(refcnt))" || return
+	ktap_print_msg "refcnt during a 1 s hold: $(refcnt)"
+	if err=$(rmmod $PROVIDER 2>&1); then
+		fail "rmmod rust_provider succeeded while a call was in flight"
+		return
+	fi
+	ktap_print_msg "rmmod during the hold: $err"
+	grep -q "in use" <<<"$err" || fail "expected 'in use', got: $err" || return
+	is_loaded $PROVIDER || fail "rust_provider disappeared" || return
+	[ "$(cat /sys/module/$PROVIDER/initstate)" = live ] || fail "rust_provider is not live" || return
+	wait_pid "$HOLD_PID" 10
+	rc=$?
+	[ $rc -eq 0 ] || fail "the hold ended with status $rc: $(cat "$HOLD_OUT")" || return
+	grep -q "^ok hold" "$HOLD_OUT" || fail "hold answered: $(cat "$HOLD_OUT")" || return
+	[ "$(refcnt)" -eq 0 ] || fail "refcnt $(refcnt) after the hold returned" || return
+	rmmod $PROVIDER || fail "rmmod rust_provider failed after the hold" || return
+	load $PROVIDER || fail "reloading rust_provider failed"
+}
+
+# Patient removal while >= 4 threads call the provider: it must succeed within the bound, and the
+# load generator must see only verified answers and ENODEV.
+test_patient_removal_under_load() {
+	need_tools || return 0
+	ensure_pair || fail "loading the pair failed" || return
+	LOAD_BASE_OK=$(stat_of calls_ok)
+	start_load
+	remove_patiently || { stop_load; return 1; }
+	ktap_print_msg "patient removal under load: ${REMOVAL_MS} ms, ${REMOVAL_ATTEMPTS} attempts (bound ${REMOVAL_BOUND_S} s)"
+	sleep 0.3 # let the load see ENODEV
+	stop_load
+	[ "$LOAD_RC" -eq 0 ] || fail "rmc-load exit $LOAD_RC: $(grep FAIL "$TMP/load.txt")" || return
+	[ "${LOAD_OK:-0}" -gt 0 ] && [ "${LOAD_ENODEV:-0}" -gt 0 ] ||
+		fail "expected both ok and ENODEV, got ok=$LOAD_OK ENODEV=$LOAD_ENODEV" || return
+	load $PROVIDER || fail "reloading rust_provider failed"
+}
+
+# The provider comes back while the load goes on: calls succeed again, from a new instance.
+test_reload_under_load() {
+	local after
+	need_tools || return 0
+	ensure_pair || fail "loading the pair failed" || return
+	LOAD_BASE_OK=$(stat_of calls_ok)
+	start_load --min-instances 2
+	remove_patiently || { stop_load; return 1; }
+	load $PROVIDER || { stop_load; fail "reloading rust_provider under load failed"; return; }
+	# Per-provider counters start at registration: calls_ok > 0 means the new instance answers.
+	loop_until 10 provider_answers || { stop_load; fail "no call succeeded after the reload"; return; }
+	stop_load
+	[ "$LOAD_RC" -eq 0 ] || fail "rmc-load exit $LOAD_RC: $(grep FAIL "$TMP/load.txt")"
+}
+provider_answers() { [ "$(field calls_ok " $(rmc_ctl stats $PROVIDER 2>/dev/null)")" -gt 0 ] 2>/dev/null; }
+
+# CYCLES removals and reloads under one continuous load; afterwards every reference is back.
+test_cycles() {
+	local i worst=0 s
+	need_tools || return 0
+	ensure_pair || fail "loading the pair failed" || return
+	LOAD_BASE_OK=$(stat_of calls_ok)
+	start_load --min-instances $((CYCLES + 1))
+	for i in $(seq "$CYCLES"); do
+		remove_patiently || { stop_load; REASON="cycle $i: $REASON"; return 1; }
+		[ "${REMOVAL_MS%.*}" -le "$worst" ] || worst=${REMOVAL_MS%.*}
+		load $PROVIDER || { stop_load; fail "cycle $i: reload failed"; return; }
+		loop_until 10 provider_answers || { stop_load; fail "cycle $i: no call succeeded after reload"; return; }
+	done
+	stop_load
+	ktap_print_msg "$CYCLES cycles, slowest patient removal ${worst} ms"
+	[ "$LOAD_RC" -eq 0 ] || fail "rmc-load exit $LOAD_RC: $(grep FAIL "$TMP/load.txt")" || return
+	s=$(rmc_ctl stats)
+	ktap_print_msg "counters: $s"
+	[ "$(field refs_taken " $s")" = "$(field refs_released " $s")" ] ||
+		fail "references taken != released: $s" || return
+	[ "$(field refs_held " $s")" = 0 ] || fail "references still held: $s" || return
+	[ "$(refcnt)" -eq 0 ] || fail "/sys/module/$PROVIDER/refcnt is $(refcnt)"
+}
+
+# A patient removal that cannot succeed in time must say so (exit 3) and leave the module loaded.
+# kmod's modprobe -r --wait is recorded in the same situation, for information.
+test_removal_timeout() {
+	local rc t0 t1 base kver mrc first
+	need_tools || return 0
+	ensure_pair || fail "loading the pair failed" || return
+	# Two overlapping 1 s holds keep a reference held for 1.5 s without a gap.
+	hold_background 1000000
+	loop_until 5 refcnt_at_least 1 || fail "the hold never took a reference" || return
+	first=$HOLD_PID
+	sleep 0.5
+	hold_background 1000000
+	loop_until 5 refcnt_at_least 2 || fail "the second hold never took a reference" || return
+	t0=$(date +%s%N)
+	rmmod_wait --wait --timeout 0.3 $PROVIDER 2>"$TMP/rmmod.err"
+	rc=$?
+	t1=$(date +%s%N)
+	ktap_print_msg "rmmod-wait --timeout 0.3 during a 1 s hold: exit $rc after $(((t1 - t0) / 1000000)) ms: $(cat "$TMP/rmmod.err")"
+	if command -v modprobe >/dev/null && command -v depmod >/dev/null && is_loaded $PROVIDER; then
+		base=$TMP/modroot
+		kver=$(uname -r)
+		mkdir -p "$base/lib/modules/$kver/extra"
+		cp "$MODDIR/$PROVIDER.ko" "$MODDIR/$CONSUMER.ko" "$base/lib/modules/$kver/extra/"
+		depmod -b "$base" "$kver" 2>/dev/null
+		modprobe -d "$base" -r --wait 300 $PROVIDER >"$TMP/modprobe.out" 2>&1
+		mrc=$?
+		ktap_print_msg "info: $(modprobe --version | head -n1): 'modprobe -r --wait 300' in the same situation: exit $mrc, rust_provider $(is_loaded $PROVIDER && echo still loaded || echo removed) $(tr '\n' ' ' <"$TMP/modprobe.out")"
+	fi
+	[ $rc -eq 3 ] || fail "rmmod-wait exited $rc, expected 3 (timed out)" || return
+	is_loaded $PROVIDER || fail "rust_provider was removed although a call held it" || return
+	wait_pid "$first" 10 && wait_pid "$HOLD_PID" 10 || fail "the holds did not finish" || return
+	ensure_pair || fail "reloading failed"
+}
+
+# Malformed requests get the documented errno; a bounded random-request loop finds no other.
+test_bad_input() {
+	local req expect long
+	need_tools || return 0
+	ensure_pair || fail "loading the pair failed" || return
+	long=$(printf 'x%.0s' $(seq 40))
+	while IFS='|' read -r expect req; do
+		rmc_ctl --expect "$expect" text "$req" >/dev/null 2>"$TMP/err" ||
+			fail "text '$req': $(cat "$TMP/err")" || return
+	done <<-EOF
+		EINVAL|
+		EINVAL|frobnicate
+		EINVAL|compute
+		EINVAL|compute $PROVIDER
+		EINVAL|compute $PROVIDER twelve
+		EINVAL|compute $PROVIDER 0x
+		EINVAL|compute $PROVIDER 99999999999999999999
+		EINVAL|compute $PROVIDER 1 2
+		EINVAL|compute $long 1
+		ENODEV|compute nosuch 1
+		EINVAL|hold $PROVIDER 1000001
+		EINVAL|hold $PROVIDER 4294967296
+		ENODEV|stats nosuch
+		EINVAL|list extra
+		EINVAL|$(printf 'compute %0130d' 1)
+		ok|compute $PROVIDER 0x10
+		ok|stats $PROVIDER
+		ok|list
+	EOF
+	local cmd
+	while IFS='|' read -r expect cmd; do
+		rmc_ctl --expect "$expect" $cmd 2>"$TMP/err" >/dev/null || fail "$cmd: $(cat "$TMP/err")" || return
+	done <<-EOF
+		EINVAL|call $PROVIDER compute 1 --flags 1
+		EINVAL|call $PROVIDER compute 1 --reserved 1
+		EINVAL|call $PROVIDER 7 1
+		EINVAL|call $PROVIDER hold 1000001
+		EINVAL|call $PROVIDER hold 4294967296
+		EINVAL|call $PROVIDER compute 1 --unterminated
+		ENODEV|call nosuch compute 1
+		ENOTTY|ioctl 0xb904
+		ENOTTY|ioctl 0xc040b901
+		ENOTTY|ioctl 0x5401
+		EFAULT|ioctl 0xc048b901 --arg null
+		EFAULT|ioctl 0xc048b901 --arg 0xffff888000000000
+		EFAULT|ioctl 0xc058b902 --arg 0x10
+	EOF
+	rmc_ctl fuzz --count "$FUZZ_COUNT" --seed "$RANDOM" 2>"$TMP/fuzz.txt"
+	local rc=$?
+	sed 's/^/# /' "$TMP/fuzz.txt"
+	[ $rc -eq 0 ] || fail "random requests found an undocumented outcome or a wrong answer"
+}
+
+# The consumer cannot go while a provider is registered, nor while its device is open.
+test_consumer_cannot_go_first() {
+	local err
+	ensure_pair || fail "loading the pair failed" || return
+	if err=$(rmmod $CONSUMER 2>&1); then
+		fail "rmmod rust_consumer succeeded while rust_provider is registered"
+		return
+	fi
+	ktap_print_msg "with a provider: $err"
+	rmmod $PROVIDER || fail "rmmod rust_provider failed" || return
+	exec 3<>$DEV
+	if err=$(rmmod $CONSUMER 2>&1); then
+		exec 3<&-
+		fail "rmmod rust_consumer succeeded while its device is open"
+		return
+	fi
+	exec 3<&-
+	ktap_print_msg "with the device open: $err"
+	rmmod $CONSUMER || fail "rmmod rust_consumer failed once closed and alone"
 }
 
 test_remove_in_order() {
+	ensure_pair || fail "loading the pair failed" || return
 	rmmod $PROVIDER || fail "rmmod rust_provider failed" || return
 	rmmod $CONSUMER || fail "rmmod rust_consumer failed" || return
 	! is_loaded $PROVIDER && ! is_loaded $CONSUMER || fail "modules still loaded"
+}
+
+# The negative control: a consumer built without try_module_get/module_put. A call sleeping in
+# the provider does not stop its removal, so the provider's code is freed under the sleeping call;
+# the debug kernel must report it. Run it in a boot of its own: it leaves the kernel damaged.
+test_negative_control() {
+	local err
+	[ -f "$NEG_MODDIR/$CONSUMER.ko" ] || { skip "negative-control build missing (make negative-control)"; return 0; }
+	unload_all
+	load $CONSUMER "$NEG_MODDIR" || fail "insmod of the negative-control consumer failed" || return
+	dmesg | tail -n 3 | grep -q "UNSAFE_SKIP_MODULE_GET build" ||
+		fail "the negative-control consumer did not announce itself" || return
+	load $PROVIDER "$NEG_MODDIR" || fail "insmod rust_provider failed" || return
+	hold_background 1000000
+	sleep 0.3
+	ktap_print_msg "refcnt during the hold without a reference: $(refcnt)"
+	err=$(rmmod $PROVIDER 2>&1) || fail "rmmod failed although no reference was taken: $err" || return
+	ktap_print_msg "rust_provider removed while a call sleeps in it"
+	wait_pid "$HOLD_PID" 10
+	ktap_print_msg "the call returned with status $? and answer: $(head -c 200 "$HOLD_OUT" | tr '\n' ' ')"
+	sleep 1
 }
 
 # ------------------------------------------------------------------------------------------------
@@ -215,6 +609,11 @@ if is_loaded $CONSUMER || is_loaded $PROVIDER; then
 	ktap_skip_all "rust_consumer or rust_provider is already loaded: remove them first"
 	exit "$KSFT_SKIP"
 fi
+
+# Read the tools once so that their first timed run does not include loading them over 9p.
+for t in rmc-load rmc-ctl rmmod-wait; do
+	[ -x "$TOOLS_DIR/$t" ] && "$TOOLS_DIR/$t" --version >/dev/null
+done
 
 ktap_set_plan ${#selected[@]}
 for c in "${selected[@]}"; do

@@ -51,6 +51,10 @@ pub struct Stats {
 
 /// `ioctl` type byte of `/dev/rust_consumer`.
 pub const IOC_MAGIC: u8 = 0xB9;
+/// `RMC_IOC_CALL`, `RMC_IOC_STATS` and `RMC_IOC_NOP` as numbers.
+pub const CALL_CMD: u64 = nix::request_code_readwrite!(IOC_MAGIC, 1, 72);
+pub const STATS_CMD: u64 = nix::request_code_readwrite!(IOC_MAGIC, 2, 88);
+pub const NOP_CMD: u64 = nix::request_code_none!(IOC_MAGIC, 3);
 nix::ioctl_readwrite!(ioc_call, IOC_MAGIC, 1, CallArgs);
 nix::ioctl_readwrite!(ioc_stats, IOC_MAGIC, 2, Stats);
 nix::ioctl_none!(ioc_nop, IOC_MAGIC, 3);
@@ -62,6 +66,10 @@ pub const fn compute_expected(x: u64, instance_id: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+fn io_errno(e: std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO))
 }
 
 /// A NUL-padded name buffer, or `None` if `name` does not fit with its NUL or contains one.
@@ -112,6 +120,28 @@ impl Device {
         Ok(s)
     }
 
+    /// Sends one text request and returns the answer (the request's errno on failure).
+    pub fn text(&self, request: &[u8]) -> Result<String, Errno> {
+        use std::io::{Read, Write};
+        let mut f = &self.file;
+        let n = f.write(request).map_err(io_errno)?;
+        if n != request.len() {
+            return Err(Errno::EIO);
+        }
+        let mut answer = String::new();
+        f.read_to_string(&mut answer).map_err(io_errno)?;
+        Ok(answer)
+    }
+
+    /// Issues a raw ioctl with `arg` as its argument (for tests of bad input).
+    pub fn raw_ioctl(&self, cmd: u64, arg: usize) -> Result<i32, Errno> {
+        // SAFETY: The caller chooses `cmd` and `arg`; the kernel validates both and at worst
+        // writes into memory `arg` points to, which the callers in this workspace own or which
+        // is not mapped (the kernel then fails with EFAULT).
+        let r = unsafe { nix::libc::ioctl(self.file.as_raw_fd(), cmd as _, arg) };
+        Errno::result(r)
+    }
+
     /// The no-op ioctl: touches no provider and no module reference.
     pub fn nop(&self) -> Result<(), Errno> {
         // SAFETY: `RMC_IOC_NOP` takes no argument.
@@ -138,6 +168,8 @@ mod tests {
         assert_eq!(nix::request_code_readwrite!(IOC_MAGIC, 1, 72), 0xc048_b901);
         assert_eq!(nix::request_code_readwrite!(IOC_MAGIC, 2, 88), 0xc058_b902);
         assert_eq!(nix::request_code_none!(IOC_MAGIC, 3), 0xb903);
+        assert_eq!(CALL_CMD, 0xc048_b901);
+        assert_eq!(STATS_CMD, 0xc058_b902);
     }
 
     #[test]
