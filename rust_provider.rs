@@ -82,7 +82,9 @@ const VERSION: u32 = 1;
 /// The id of this load of the module, chosen in init before the table is registered.
 static INSTANCE_ID: Atomic<u64> = Atomic::new(0);
 
-/// Implementation version reported by `describe`.
+/// Holds that ran to completion in this load of the module (logged at exit).
+static HOLDS_COMPLETED: Atomic<u64> = Atomic::new(0);
+
 fn instance_id() -> u64 {
     INSTANCE_ID.load(Relaxed)
 }
@@ -97,6 +99,10 @@ extern "C" fn hold(us: u32) -> c_int {
         return EINVAL.to_errno();
     }
     fsleep(Delta::from_micros(i64::from(us)));
+    // Provider code touching provider data after sleeping, as real code does. Without a module
+    // reference held by the caller (the negative control), this store lands in freed module memory
+    // and the debug kernel reports it.
+    HOLDS_COMPLETED.add(1u64, Relaxed);
     0
 }
 
@@ -184,6 +190,10 @@ impl kernel::Module for RustProvider {
 
 impl Drop for RustProvider {
     fn drop(&mut self) {
-        pr_info!("(exit) unregistering, instance {:#018x}\n", instance_id());
+        pr_info!(
+            "(exit) unregistering, instance {:#018x}, {} holds completed\n",
+            instance_id(),
+            HOLDS_COMPLETED.load(Relaxed)
+        );
     }
 }
