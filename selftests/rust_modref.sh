@@ -82,13 +82,19 @@ fail() {
 
 is_loaded() { [ -d "/sys/module/$1" ]; }
 
+# Starting a process costs ~0.4 s in a TCG guest on a debug kernel, so waits and clocks here use
+# bash builtins: nap SECONDS sleeps by timing out a read on a pipe nobody writes.
+exec {NAP_FD}<> <(:)
+nap() { read -rt "$1" -u "$NAP_FD"; }
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
+
 # loop_until TIMEOUT_S CMD...: poll CMD until it succeeds or the timeout passes.
 loop_until() {
-	local deadline=$(($(date +%s) + $1))
+	local deadline=$(($(now_ms) + $1 * 1000))
 	shift
 	while ! "$@"; do
-		[ "$(date +%s)" -lt "$deadline" ] || return 1
-		sleep 0.05
+		[ "$(now_ms)" -lt "$deadline" ] || return 1
+		nap 0.05
 	done
 }
 
@@ -155,7 +161,11 @@ skip() {
 }
 
 
-refcnt() { cat "/sys/module/$PROVIDER/refcnt" 2>/dev/null || echo -1; }
+refcnt() {
+	local v=-1
+	read -r v <"/sys/module/$PROVIDER/refcnt" 2>/dev/null
+	echo "$v"
+}
 refcnt_at_least() { [ "$(refcnt)" -ge "$1" ]; }
 
 ensure_consumer() { is_loaded $CONSUMER || load $CONSUMER; }
@@ -185,17 +195,6 @@ text() {
 # field NAME LINE: the value of NAME=... in LINE.
 field() { sed -n "s/.*[ ^]$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
-# hold_background US: a call that sleeps US microseconds inside the provider, in the background.
-# HOLD_PID and HOLD_OUT (the answer) describe the last one started.
-HOLD_N=0
-hold_background() {
-	HOLD_N=$((HOLD_N + 1))
-	HOLD_OUT=$TMP/hold.$HOLD_N.out
-	(exec 4<>$DEV && echo "hold $PROVIDER $1" >&4 && cat <&4) >"$HOLD_OUT" 2>&1 &
-	HOLD_PID=$!
-	BG_PIDS+=("$HOLD_PID")
-}
-
 # hold_loop_background: back-to-back 1 s holds until killed or a hold fails (ENODEV once the
 # provider is gone); HOLD_LOOP_PIDS collects them.
 HOLD_LOOP_PIDS=()
@@ -224,14 +223,14 @@ stop_hold_loops() { # bounded: each loop ends once its current hold (<= 1 s) ret
 }
 
 wait_pid() { # PID TIMEOUT_S: bounded wait for a background process; kills it on timeout
-	local pid=$1 deadline=$(($(date +%s) + $2))
+	local pid=$1 deadline=$(($(now_ms) + $2 * 1000))
 	while kill -0 "$pid" 2>/dev/null; do
-		if [ "$(date +%s)" -ge "$deadline" ]; then
+		if [ "$(now_ms)" -ge "$deadline" ]; then
 			kill -KILL "$pid" 2>/dev/null
 			wait "$pid" 2>/dev/null
 			return 124
 		fi
-		sleep 0.05
+		nap 0.05
 	done
 	wait "$pid"
 }
@@ -388,25 +387,28 @@ test_no_provider_enodev() {
 
 # A call in flight holds a reference: plain rmmod fails with "in use" until the call returns.
 test_inflight_blocks_removal() {
-	local err rc
+	local err
 	ensure_pair || fail "loading the pair failed" || return
-	hold_background 1000000
-	loop_until 5 refcnt_at_least 1 || fail "refcnt never rose during a hold (refcnt $(refcnt))" || return
-	ktap_print_msg "refcnt during a 1 s hold: $(refcnt)"
+	# Two loops of back-to-back 1 s holds, out of phase: a call is in flight at every moment,
+	# however long starting rmmod takes.
+	hold_loop_background
+	nap 0.5
+	hold_loop_background
+	loop_until 10 refcnt_at_least 2 || { stop_hold_loops; fail "refcnt never reached 2 during holds (refcnt $(refcnt))"; return; }
+	ktap_print_msg "refcnt with two holds in flight: $(refcnt)"
 	if err=$(rmmod $PROVIDER 2>&1); then
-		fail "rmmod rust_provider succeeded while a call was in flight"
+		stop_hold_loops
+		fail "rmmod rust_provider succeeded while calls were in flight"
 		return
 	fi
-	ktap_print_msg "rmmod during the hold: $err"
-	grep -q "in use" <<<"$err" || fail "expected 'in use', got: $err" || return
-	is_loaded $PROVIDER || fail "rust_provider disappeared" || return
-	[ "$(cat /sys/module/$PROVIDER/initstate)" = live ] || fail "rust_provider is not live" || return
-	wait_pid "$HOLD_PID" 10
-	rc=$?
-	[ $rc -eq 0 ] || fail "the hold ended with status $rc: $(cat "$HOLD_OUT")" || return
-	grep -q "^ok hold" "$HOLD_OUT" || fail "hold answered: $(cat "$HOLD_OUT")" || return
-	[ "$(refcnt)" -eq 0 ] || fail "refcnt $(refcnt) after the hold returned" || return
-	rmmod $PROVIDER || fail "rmmod rust_provider failed after the hold" || return
+	ktap_print_msg "rmmod during the holds: $err"
+	grep -q "in use" <<<"$err" || { stop_hold_loops; fail "expected 'in use', got: $err"; return; }
+	is_loaded $PROVIDER || { stop_hold_loops; fail "rust_provider disappeared"; return; }
+	read -r err <"/sys/module/$PROVIDER/initstate"
+	[ "$err" = live ] || { stop_hold_loops; fail "rust_provider is $err, not live"; return; }
+	stop_hold_loops
+	[ "$(refcnt)" -eq 0 ] || fail "refcnt $(refcnt) after the holds returned" || return
+	rmmod $PROVIDER || fail "rmmod rust_provider failed after the holds" || return
 	load $PROVIDER || fail "reloading rust_provider failed"
 }
 
@@ -419,7 +421,7 @@ test_patient_removal_under_load() {
 	start_load
 	remove_patiently || { stop_load; return 1; }
 	ktap_print_msg "patient removal under load: ${REMOVAL_MS} ms, ${REMOVAL_ATTEMPTS} attempts (bound ${REMOVAL_BOUND_S} s)"
-	sleep 0.3 # let the load see ENODEV
+	nap 0.3 # let the load see ENODEV
 	stop_load
 	[ "$LOAD_RC" -eq 0 ] || fail "rmc-load exit $LOAD_RC: $(grep FAIL "$TMP/load.txt")" || return
 	[ "${LOAD_OK:-0}" -gt 0 ] && [ "${LOAD_ENODEV:-0}" -gt 0 ] ||
@@ -475,26 +477,26 @@ test_removal_timeout() {
 	ensure_pair || fail "loading the pair failed" || return
 	# Two loops of back-to-back 1 s holds, out of phase: a reference is held at every moment.
 	hold_loop_background
-	sleep 0.5
+	nap 0.5
 	hold_loop_background
 	loop_until 10 refcnt_at_least 2 || { stop_hold_loops; fail "the holds never took two references"; return; }
-	t0=$(date +%s%N)
+	t0=$(now_ms)
 	rmmod_wait --wait --verbose --timeout 0.3 $PROVIDER 2>"$TMP/rmmod.err"
 	rc=$?
-	t1=$(date +%s%N)
-	ktap_print_msg "rmmod-wait --timeout 0.3 while holds keep a reference: exit $rc after $(((t1 - t0) / 1000000)) ms, $(grep -c attempt "$TMP/rmmod.err") attempts: $(tail -n 1 "$TMP/rmmod.err")"
+	t1=$(now_ms)
+	ktap_print_msg "rmmod-wait --timeout 0.3 while holds keep a reference: exit $rc after $((t1 - t0)) ms, $(grep -c attempt "$TMP/rmmod.err") attempts: $(tail -n 1 "$TMP/rmmod.err")"
 	if command -v modprobe >/dev/null && command -v depmod >/dev/null && is_loaded $PROVIDER; then
 		base=$TMP/modroot
 		kver=$(uname -r)
 		mkdir -p "$base/lib/modules/$kver/extra"
 		cp "$MODDIR/$PROVIDER.ko" "$MODDIR/$CONSUMER.ko" "$base/lib/modules/$kver/extra/"
 		timeout 10 depmod -b "$base" "$kver" 2>/dev/null
-		t0=$(date +%s%N)
+		t0=$(now_ms)
 		timeout 5 modprobe -d "$base" -r --wait 300 $PROVIDER >"$TMP/modprobe.out" 2>&1
 		mrc=$?
-		t1=$(date +%s%N)
+		t1=$(now_ms)
 		[ $mrc -ne 124 ] || echo "(did not return within 5 s; killed)" >>"$TMP/modprobe.out"
-		ktap_print_msg "info: $(modprobe --version | head -n1): 'modprobe -r --wait 300' in the same situation: exit $mrc after $(((t1 - t0) / 1000000)) ms, rust_provider $(is_loaded $PROVIDER && echo still loaded || echo removed) $(tr '\n' ' ' <"$TMP/modprobe.out")"
+		ktap_print_msg "info: $(modprobe --version | head -n1): 'modprobe -r --wait 300' in the same situation: exit $mrc after $((t1 - t0)) ms, rust_provider $(is_loaded $PROVIDER && echo still loaded || echo removed) $(tr '\n' ' ' <"$TMP/modprobe.out")"
 	fi
 	stop_hold_loops
 	[ $rc -eq 3 ] || fail "rmmod-wait exited $rc, expected 3 (timed out)" || return
@@ -601,13 +603,13 @@ test_negative_control() {
 	# whenever the removal completes (starting a process takes ~0.4 s in this guest, too slow to
 	# aim a removal at a single hold).
 	hold_loop_background
-	sleep 0.5
+	nap 0.5
 	hold_loop_background
 	loop_until 10 holds_in_flight || { stop_hold_loops; fail "no hold started"; return; }
 	ktap_print_msg "refcnt with calls sleeping in the provider but no reference: $(refcnt)"
 	err=$(rmmod $PROVIDER 2>&1) || { stop_hold_loops; fail "rmmod failed although no reference was taken: $err"; return; }
 	ktap_print_msg "rust_provider removed while calls sleep in it"
-	sleep 2 # the sleeping calls return into freed memory now
+	nap 2 # the sleeping calls return into freed memory now
 	stop_hold_loops
 }
 
