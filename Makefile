@@ -4,6 +4,7 @@
 #   make run        boot the test kernel and show the pair: load, a call, removal under load
 #   make test       run the selftests in the VM (debug kernel), KTAP output
 #   make check      rustfmt + clippy for the modules, fmt + clippy + unit tests for tools/
+#   make bench      benchmarks in the VM: bench/results.json, bench/results.md, bench/*.svg
 #   make kernel     only provision/build the test kernel (cached outside the repository)
 #   make clean
 #
@@ -11,7 +12,8 @@
 
 KVER ?= 7.3
 LLVM ?= -19
-export KVER LLVM
+KFLAVOR ?= debug
+export KVER LLVM KFLAVOR
 
 BUILD := $(CURDIR)/build
 ifeq ($(origin KDIR),undefined)
@@ -23,7 +25,7 @@ KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM)
 CARGO ?= cargo
 NEG_DIR := $(BUILD)/negative-control
 
-.PHONY: default modules kernel tools negative-control check run test clean
+.PHONY: default modules kernel tools negative-control check run test bench clean
 
 ifeq ($(UNSAFE_SKIP_MODULE_GET),1)
 # Never build the unsafe consumer in place, where it could be loaded by mistake.
@@ -56,6 +58,11 @@ run: modules tools
 
 test: modules negative-control tools
 	scripts/test.sh
+
+# Benchmarks in the VM; KFLAVOR=fast benchmarks a kernel without KASAN/lockdep.
+bench: modules tools
+	VM_TIMEOUT=3600 tools/vm-run.sh --log $(BUILD)/vm-bench.log -- env KFLAVOR=$(KFLAVOR) bench/run.sh
+	tools/target/release/rmc-bench report bench/raw --out bench
 
 clean:
 	-[ ! -e $(KDIR)/Makefile ] || $(KMAKE) clean

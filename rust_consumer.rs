@@ -22,6 +22,7 @@
 
 use core::{
     fmt::Write,
+    hint::black_box,
     ptr::{
         self,
         NonNull, //
@@ -59,6 +60,10 @@ use kernel::{
         },
         rcu,
         Mutex, //
+    },
+    time::{
+        Instant,
+        Monotonic, //
     },
     transmute::{
         AsBytes,
@@ -490,6 +495,8 @@ impl ProviderRef {
         // SAFETY: We hold a reference on the owner of the code `describe` points to, and `info`
         // is valid for writes.
         unsafe { (self.ops().describe)(&mut info) };
+        // One provider may register several tables sharing one `describe`: name the one called.
+        info.name = self.ops().name;
         info
     }
 }
@@ -555,6 +562,8 @@ const RMC_IOC_CALL: u32 = _IOWR::<CallArgs>(RMC_IOC_MAGIC, 1);
 const RMC_IOC_STATS: u32 = _IOWR::<StatsOut>(RMC_IOC_MAGIC, 2);
 /// Does nothing: the baseline for benchmarks (no provider, no reference): `_IO(0xB9, 3)`.
 const RMC_IOC_NOP: u32 = _IO(RMC_IOC_MAGIC, 3);
+/// In-kernel microbenchmark of one variant: `_IOWR(0xB9, 4, struct rmc_bench)`.
+const RMC_IOC_BENCH: u32 = _IOWR::<BenchArgs>(RMC_IOC_MAGIC, 4);
 
 /// `struct rmc_call` operations.
 const OP_COMPUTE: u32 = 0;
@@ -647,6 +656,84 @@ fn ioctl_stats(arg: usize) -> Result<isize> {
     let mut out = Registry::stats(user_name(&query.provider)?)?;
     out.provider = query.provider;
     writer.write(&out)?;
+    Ok(0)
+}
+
+// ------------------------------------------------------------------------------------------------
+// In-kernel microbenchmark (off the fast path: only `RMC_IOC_BENCH` runs it).
+
+/// `struct rmc_bench` (64 bytes).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct BenchArgs {
+    /// In: NUL-terminated provider name.
+    provider: [u8; NAME_LEN],
+    /// In: `BENCH_BARE`, `BENCH_GET_PUT` or `BENCH_DISPATCH`.
+    variant: u32,
+    /// Must be 0.
+    flags: u32,
+    /// In: iterations (1 to `BENCH_MAX_ITERS`).
+    iters: u64,
+    /// Out: nanoseconds the loop took.
+    ns: u64,
+    /// Out: CPU the loop started on.
+    cpu: u32,
+    /// Must be 0.
+    reserved: u32,
+}
+
+// SAFETY: `repr(C)`, integer fields only, no padding (32+4+4+8+8+4+4 = 64, all naturally aligned):
+// every byte pattern is a valid value.
+unsafe impl FromBytes for BenchArgs {}
+// SAFETY: Same layout argument: no padding bytes.
+unsafe impl AsBytes for BenchArgs {}
+
+/// (a) A bare indirect call of `compute`, under one reference held for the whole loop.
+const BENCH_BARE: u32 = 0;
+/// (b) `try_module_get` + `compute` + `module_put` per iteration.
+const BENCH_GET_PUT: u32 = 1;
+/// (c) The full dispatch per iteration: registry lookup under RCU, guard, `compute`, release.
+const BENCH_DISPATCH: u32 = 2;
+const BENCH_MAX_ITERS: u64 = 100_000_000;
+
+fn ioctl_bench(arg: usize) -> Result<isize> {
+    let (mut reader, mut writer) =
+        UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<BenchArgs>()).reader_writer();
+    let mut args: BenchArgs = reader.read()?;
+    if args.flags != 0 || args.reserved != 0 || args.iters == 0 || args.iters > BENCH_MAX_ITERS {
+        return Err(EINVAL);
+    }
+    let name = user_name(&args.provider)?;
+    // One reference for the whole run: the provider cannot go while we measure it.
+    let provider = Registry::get(name)?;
+    args.cpu = CpuId::current().as_u32();
+    let start = Instant::<Monotonic>::now();
+    match args.variant {
+        BENCH_BARE => {
+            for i in 0..args.iters {
+                black_box(provider.compute(i));
+            }
+        }
+        BENCH_GET_PUT => {
+            let owner = provider.ops().owner;
+            for i in 0..args.iters {
+                // SAFETY: Direct protection: `provider` holds a reference on `owner`.
+                let r = unsafe { ModuleRef::try_get(owner) }.ok_or(ENODEV)?;
+                black_box(provider.compute(i));
+                drop(r);
+            }
+        }
+        BENCH_DISPATCH => {
+            for i in 0..args.iters {
+                let p = Registry::get(name)?;
+                black_box(p.compute(i));
+            }
+        }
+        _ => return Err(EINVAL),
+    }
+    args.ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(0);
+    drop(provider);
+    writer.write(&args)?;
     Ok(0)
 }
 
@@ -863,6 +950,7 @@ impl MiscDevice for ConsumerFile {
             RMC_IOC_CALL => ioctl_call(arg),
             RMC_IOC_STATS => ioctl_stats(arg),
             RMC_IOC_NOP => Ok(0),
+            RMC_IOC_BENCH => ioctl_bench(arg),
             // The struct size is part of `cmd`: a struct of the wrong size is an unknown command.
             _ => Err(ENOTTY),
         }

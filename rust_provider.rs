@@ -58,9 +58,17 @@ module! {
             default: 1_000_000,
             description: "Longest hold accepted, in microseconds (capped at 1000000)",
         },
+        tables: u32 {
+            default: 1,
+            description: "Ops tables to register: rust_provider, rust_provider_1, ... (1-9)",
+        },
         abi_version: u32 {
             default: 1,
             description: "ABI version to register with (test hook: anything but 1 is refused)",
+        },
+        register_twice: bool {
+            default: false,
+            description: "Test hook: register the first table's name twice (the consumer refuses)",
         },
     },
 }
@@ -106,6 +114,8 @@ extern "C" fn hold(us: u32) -> c_int {
     0
 }
 
+/// Fills in this instance; the consumer puts the name of the table it called in `name`.
+///
 /// # Safety
 ///
 /// `info` must be valid for writing a [`ProviderInfo`].
@@ -150,7 +160,7 @@ impl Drop for Registration {
 }
 
 struct RustProvider {
-    _registration: Registration,
+    _registrations: KVec<Registration>,
 }
 
 impl kernel::Module for RustProvider {
@@ -162,30 +172,65 @@ impl kernel::Module for RustProvider {
         }
         INSTANCE_ID.store(id, Relaxed);
 
-        let ops = KBox::new(
-            ProviderOps {
-                abi_version: module_parameters::abi_version.value(),
-                name: abi::name_buf(NAME).ok_or(EINVAL)?,
-                owner: module.as_ptr(),
-                compute,
-                hold,
-                describe,
-            },
-            GFP_KERNEL,
-        )?;
-
-        // Register last: once the table is visible, nothing in init may fail any more.
-        let registration = Registration::new(ops).inspect_err(|e| {
-            pr_err!(
-                "(init) rust_consumer refused the ops table: errno {}\n",
-                e.to_errno()
-            );
-        })?;
-        pr_info!("(init) registered, instance {:#018x}\n", id);
+        let count = module_parameters::tables.value();
+        if !(1..=MAX_TABLES).contains(&count) {
+            pr_err!("(init) tables={} is outside 1..={}\n", count, MAX_TABLES);
+            return Err(EINVAL);
+        }
+        let mut registrations = KVec::with_capacity(count as usize, GFP_KERNEL)?;
+        // Registration is the last thing init does. With several tables a later one can still be
+        // refused after earlier ones were published; that is safe because the consumer hands out
+        // references only on LIVE modules, and this module stays COMING until init returns: the
+        // earlier tables are unregistered (by `Drop`) before anyone could call them.
+        for i in 0..count {
+            let name = table_name(i)?;
+            let twice = i == 0 && module_parameters::register_twice.value();
+            for _ in 0..(1 + usize::from(twice)) {
+                let ops = KBox::new(
+                    ProviderOps {
+                        abi_version: module_parameters::abi_version.value(),
+                        name,
+                        owner: module.as_ptr(),
+                        compute,
+                        hold,
+                        describe,
+                    },
+                    GFP_KERNEL,
+                )?;
+                let registration = Registration::new(ops).inspect_err(|e| {
+                    pr_err!(
+                        "(init) rust_consumer refused table {}: errno {}\n",
+                        i,
+                        e.to_errno()
+                    );
+                })?;
+                registrations.push(registration, GFP_KERNEL)?;
+            }
+        }
+        pr_info!(
+            "(init) registered {} table(s), instance {:#018x}\n",
+            count,
+            id
+        );
         Ok(Self {
-            _registration: registration,
+            _registrations: registrations,
         })
     }
+}
+
+/// Most tables one provider registers (the consumer's registry holds 8: 9 shows `ENOSPC`).
+const MAX_TABLES: u32 = 9;
+
+/// `rust_provider` for table 0, `rust_provider_N` for table N.
+fn table_name(i: u32) -> Result<[u8; abi::NAME_LEN]> {
+    let mut name = abi::name_buf(NAME).ok_or(EINVAL)?;
+    if i > 0 {
+        let suffix = [b'_', b'0' + u8::try_from(i % 10).map_err(|_| EINVAL)?];
+        name.get_mut(NAME.len()..NAME.len() + 2)
+            .ok_or(EINVAL)?
+            .copy_from_slice(&suffix);
+    }
+    Ok(name)
 }
 
 impl Drop for RustProvider {

@@ -40,6 +40,7 @@ ALL_CASES=(
 	provider_needs_consumer
 	registration_refused
 	load_pair
+	registry
 	calls_verified
 	no_provider_enodev
 	inflight_blocks_removal
@@ -339,6 +340,37 @@ test_load_pair() {
 		fail "rust_provider has holders: $(ls /sys/module/$PROVIDER/holders)" || return
 	ktap_print_msg "holders of rust_consumer: $(ls /sys/module/$CONSUMER/holders | xargs)"
 	[ "$(refcnt)" -eq 0 ] || fail "rust_provider refcnt $(refcnt) with no call in flight"
+}
+
+# Several tables in one registry, looked up by name; a duplicate name (EEXIST) and a full registry
+# (ENOSPC) fail the provider's load and leave nothing registered.
+test_registry() {
+	local a id err
+	ensure_consumer || fail "insmod rust_consumer failed" || return
+	is_loaded $PROVIDER && { rmmod $PROVIDER || fail "rmmod rust_provider failed" || return; }
+	load $PROVIDER "$MODDIR" tables=3 || fail "insmod rust_provider tables=3 failed" || return
+	a=$(text list | xargs)
+	[ "$a" = "rust_provider rust_provider_1 rust_provider_2" ] || fail "list: '$a'" || return
+	a=$(text "compute rust_provider_2 7") || fail "compute on rust_provider_2: $a" || return
+	id=$(field instance "$a")
+	[ "$(field y "$a")" = "$(compute_expected 7 "$id")" ] || fail "wrong answer: $a" || return
+	a=$(text "describe rust_provider_1") || fail "describe failed: $a" || return
+	[ "$(field provider "$a")" = rust_provider_1 ] || fail "describe names another table: $a" || return
+	a=$(text stats)
+	[ "$(field providers " $a")" = 3 ] || fail "stats: $a" || return
+	rmmod $PROVIDER || fail "rmmod rust_provider failed" || return
+	[ -z "$(text list)" ] || fail "tables left after rmmod: $(text list | xargs)" || return
+	for err in "register_twice=1:-17" "tables=9:-28"; do
+		if load $PROVIDER "$MODDIR" "${err%%:*}" 2>/dev/null; then
+			fail "insmod rust_provider ${err%%:*} succeeded"
+			return
+		fi
+		dmesg | tail -n 3 | grep -q "rust_provider: (init) rust_consumer refused table [0-9]: errno ${err#*:}" ||
+			fail "no 'refused ... errno ${err#*:}' line after ${err%%:*}" || return
+		[ -z "$(text list)" ] || fail "tables left after a refused load: $(text list | xargs)" || return
+	done
+	ktap_print_msg "3 tables listed and called; duplicate name -> EEXIST, 9 tables -> ENOSPC"
+	load $PROVIDER || fail "reloading rust_provider failed"
 }
 
 # compute answers are right for the instance that gave them, from the shell and from threads.

@@ -49,6 +49,24 @@ pub struct Stats {
     pub providers: u64,
 }
 
+/// `struct rmc_bench`: one in-kernel microbenchmark run (64 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BenchArgs {
+    pub provider: [u8; NAME_LEN],
+    pub variant: u32,
+    pub flags: u32,
+    pub iters: u64,
+    pub ns: u64,
+    pub cpu: u32,
+    pub reserved: u32,
+}
+
+/// `struct rmc_bench` variants: (a) bare indirect call, (b) get + call + put, (c) full dispatch.
+pub const BENCH_BARE: u32 = 0;
+pub const BENCH_GET_PUT: u32 = 1;
+pub const BENCH_DISPATCH: u32 = 2;
+
 /// `ioctl` type byte of `/dev/rust_consumer`.
 pub const IOC_MAGIC: u8 = 0xB9;
 /// `RMC_IOC_CALL`, `RMC_IOC_STATS` and `RMC_IOC_NOP` as numbers.
@@ -58,6 +76,7 @@ pub const NOP_CMD: u64 = nix::request_code_none!(IOC_MAGIC, 3);
 nix::ioctl_readwrite!(ioc_call, IOC_MAGIC, 1, CallArgs);
 nix::ioctl_readwrite!(ioc_stats, IOC_MAGIC, 2, Stats);
 nix::ioctl_none!(ioc_nop, IOC_MAGIC, 3);
+nix::ioctl_readwrite!(ioc_bench, IOC_MAGIC, 4, BenchArgs);
 
 /// The answer `compute(x)` must give for a provider instance (SplitMix64 finaliser of
 /// `x ^ instance_id`; the same function as `compute_expected` in `provider_abi.rs`).
@@ -142,6 +161,24 @@ impl Device {
         Errno::result(r)
     }
 
+    /// Runs `iters` iterations of a microbenchmark variant in the kernel; returns the filled args.
+    pub fn bench(
+        &self,
+        provider: &[u8; NAME_LEN],
+        variant: u32,
+        iters: u64,
+    ) -> Result<BenchArgs, Errno> {
+        let mut a = BenchArgs {
+            provider: *provider,
+            variant,
+            iters,
+            ..Default::default()
+        };
+        // SAFETY: `a` is a valid, writable `struct rmc_bench` for the duration of the call.
+        unsafe { ioc_bench(self.file.as_raw_fd(), &mut a) }?;
+        Ok(a)
+    }
+
     /// The no-op ioctl: touches no provider and no module reference.
     pub fn nop(&self) -> Result<(), Errno> {
         // SAFETY: `RMC_IOC_NOP` takes no argument.
@@ -157,6 +194,7 @@ mod tests {
     fn layouts_match_the_kernel() {
         assert_eq!(std::mem::size_of::<CallArgs>(), 72);
         assert_eq!(std::mem::size_of::<Stats>(), 88);
+        assert_eq!(std::mem::size_of::<BenchArgs>(), 64);
         assert_eq!(std::mem::offset_of!(CallArgs, arg), 40);
         assert_eq!(std::mem::offset_of!(CallArgs, instance_id), 56);
         assert_eq!(std::mem::offset_of!(Stats, calls_ok), 32);

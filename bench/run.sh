@@ -1,0 +1,116 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# make bench, the part that runs in the VM: in-kernel microbenchmarks, userspace throughput,
+# removal latency (rmmod-wait vs modprobe -r --wait) and a load timeline across a removal and a
+# reload. Writes raw JSON into bench/raw/; the host turns it into bench/results.json and plots.
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+bin=$top/tools/target/release
+raw=$top/bench/raw
+reps=${BENCH_REPS:-5}
+secs=${BENCH_SECONDS:-5}
+iters=${BENCH_ITERS:-200000}
+cd "$top" || exit 1
+rm -rf "$raw" && mkdir -p "$raw"
+tmp=$(mktemp -d)
+exec {nap_fd}<> <(:)
+nap() { read -rt "$1" -u "$nap_fd"; }
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
+median() { sort -n | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+log() { echo "bench: $*" >&2; }
+
+insmod rust_consumer.ko && insmod rust_provider.ko || exit 1
+for t in rmc-load rmc-bench rmmod-wait; do "$bin/$t" --version >/dev/null; done
+
+cat >"$raw/env.json" <<EOT
+{"kernel": "$(uname -r)", "flavor": "${KFLAVOR:-debug}", "guest_cpus": $(nproc),
+ "emulator": "QEMU $(qemu-system-x86_64 --version 2>/dev/null | head -n1 | awk '{print $4}') TCG (no KVM)",
+ "host_cpu": "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)",
+ "kasan": $(dmesg | grep -q KernelAddressSanitizer && echo true || echo false),
+ "iters": $iters, "seconds_per_throughput_run": $secs, "removal_reps": $reps}
+EOT
+
+log "in-kernel microbenchmark ($iters iterations per thread, median of 3)"
+"$bin/rmc-bench" kernel -n "$iters" >"$raw/kernel.json" || exit 1
+
+for t in 1 2 4; do
+	for mix in nop compute; do
+		log "userspace: $mix, $t thread(s), ${secs} s"
+		"$bin/rmc-load" -j "$t" -d "$secs" --mix "$mix=1" --allow none --json >"$raw/user-$mix-$t.json" 2>/dev/null ||
+			{ log "rmc-load $mix $t failed"; exit 1; }
+	done
+done
+
+# Removal latency. "internal": rmmod-wait's own clock from its first attempt to the module being
+# gone. "external": the whole command, including starting the process (~0.4 s in this guest).
+modroot=$tmp/modroot
+kver=$(uname -r)
+mkdir -p "$modroot/lib/modules/$kver/extra"
+cp rust_provider.ko rust_consumer.ko "$modroot/lib/modules/$kver/extra/"
+depmod -b "$modroot" "$kver"
+load_start() { "$bin/rmc-load" -j 4 -d 600 >/dev/null 2>&1 & load_pid=$!; nap 1; }
+load_stop() { kill -TERM "$load_pid"; wait "$load_pid"; }
+declare -A samples
+sample() { samples[$1]+="$2 "; }
+for i in $(seq "$reps"); do
+	for mode in idle load; do
+		log "removal $i/$reps, $mode"
+		# rmmod-wait
+		[ $mode = load ] && load_start
+		t0=$(now_ms)
+		out=$("$bin/rmmod-wait" --wait --verbose --timeout 30 rust_provider 2>&1)
+		t1=$(now_ms)
+		[ $mode = load ] && load_stop
+		sample "rmmod_wait_${mode}_internal" "$(sed -n 's/.*attempt(s), \([0-9.]*\) ms/\1/p' <<<"$out")"
+		sample "rmmod_wait_${mode}_external" $((t1 - t0))
+		insmod rust_provider.ko
+		# modprobe -r --wait (kmod), same situation
+		[ $mode = load ] && load_start
+		t0=$(now_ms)
+		timeout 30 modprobe -d "$modroot" -r --wait 20000 rust_provider
+		rc=$?
+		t1=$(now_ms)
+		[ $mode = load ] && load_stop
+		[ -d /sys/module/rust_provider ] && rc=gone_not
+		sample "modprobe_wait_${mode}_external" "$((t1 - t0))"
+		[ "$rc" = 0 ] || log "modprobe -r --wait: exit $rc"
+		# modprobe -r also removes the now unused consumer: reload both as needed.
+		[ -d /sys/module/rust_consumer ] || insmod rust_consumer.ko
+		[ -d /sys/module/rust_provider ] || insmod rust_provider.ko
+	done
+done
+{
+	echo "{"
+	first=1
+	for k in "${!samples[@]}"; do
+		[ $first = 1 ] || echo ","
+		first=0
+		med=$(tr ' ' '\n' <<<"${samples[$k]}" | grep . | median)
+		printf '"%s": {"median_ms": %s, "samples_ms": [%s]}' "$k" "$med" "$(xargs <<<"${samples[$k]}" | tr ' ' ',')"
+	done
+	echo "}"
+} >"$raw/removal.json"
+
+log "timeline: 4 threads for 5 s, patient removal at 1.5 s, reload at 3 s"
+t_start=$(now_ms)
+"$bin/rmc-load" -j 4 -d 5 --json --min-instances 2 >"$raw/timeline.json" 2>"$tmp/timeline.txt" &
+load_pid=$!
+nap 1.5
+t_rm=$(now_ms)
+"$bin/rmmod-wait" --wait --timeout 30 rust_provider
+t_gone=$(now_ms)
+nap 1.5
+t_reload=$(now_ms)
+insmod rust_provider.ko
+wait "$load_pid" || { log "timeline load failed: $(cat "$tmp/timeline.txt")"; exit 1; }
+awk -v s="$t_start" -v a="$t_rm" -v b="$t_gone" -v c="$t_reload" 'BEGIN {
+	printf "{\"removal started\": %.3f, \"provider gone\": %.3f, \"reload\": %.3f}\n", (a-s)/1000, (b-s)/1000, (c-s)/1000 }' \
+	>"$raw/timeline-marks.json"
+
+rmmod rust_provider && rmmod rust_consumer
+rm -rf "$tmp"
+if dmesg | grep -qE 'BUG:|WARNING:|Oops|KASAN:'; then
+	log "the kernel log shows a splat"; exit 1
+fi
+log "done"

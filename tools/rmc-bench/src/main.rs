@@ -1,0 +1,502 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `rmc-bench`: what the module reference discipline costs.
+//!
+//! `rmc-bench kernel` runs the consumer's in-kernel microbenchmark (`RMC_IOC_BENCH`) for the three
+//! variants, on 1 CPU and on 1..=N CPUs at once (one thread pinned per CPU, released together by a
+//! barrier, each running the loop inside the kernel). `rmc-bench report DIR` turns the raw JSON
+//! files `bench/run.sh` leaves in DIR into `results.json`, a Markdown table and SVG plots.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::Barrier,
+};
+
+use clap::{Parser, Subcommand};
+use nix::sched::{sched_setaffinity, CpuSet};
+use plotters::prelude::*;
+use rmc::{Device, BENCH_BARE, BENCH_DISPATCH, BENCH_GET_PUT};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// In-kernel microbenchmarks of the module reference discipline, and the report with plots.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the in-kernel variants at 1..=CPUS concurrent CPUs; JSON on stdout, table on stderr.
+    Kernel {
+        /// Iterations per thread and run.
+        #[arg(short = 'n', long, default_value_t = 200_000)]
+        iters: u64,
+        /// Highest number of CPUs to run on at once (default: all online).
+        #[arg(long)]
+        cpus: Option<usize>,
+        /// Repetitions of each point; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        #[arg(short, long, default_value = "rust_provider")]
+        provider: String,
+        #[arg(long, default_value = Device::DEFAULT_PATH)]
+        device: String,
+    },
+    /// Build results.json, results.md and the SVG plots from the raw files in DIR.
+    Report {
+        dir: PathBuf,
+        /// Where to write (default: DIR/..).
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+    },
+}
+
+const VARIANTS: [(u32, &str); 3] = [
+    (BENCH_BARE, "a_bare_call"),
+    (BENCH_GET_PUT, "b_get_call_put"),
+    (BENCH_DISPATCH, "c_full_dispatch"),
+];
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+struct KernelPoint {
+    variant: String,
+    cpus: usize,
+    /// Median over repetitions of the mean ns/op across the concurrent threads.
+    ns_per_op: f64,
+    /// Every repetition's mean, for the record.
+    reps: Vec<f64>,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// One run: `cpus` threads, thread i pinned to CPU i, released together; mean ns/op.
+fn run_point(
+    dev: &Device,
+    provider: &[u8; rmc::NAME_LEN],
+    variant: u32,
+    cpus: usize,
+    iters: u64,
+) -> Result<f64, String> {
+    let barrier = Barrier::new(cpus);
+    let results: Vec<Result<u64, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..cpus)
+            .map(|cpu| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    let mut set = CpuSet::new();
+                    set.set(cpu).map_err(|e| e.to_string())?;
+                    sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+                        .map_err(|e| format!("pinning to CPU {cpu}: {e}"))?;
+                    barrier.wait();
+                    dev.bench(provider, variant, iters)
+                        .map(|a| a.ns)
+                        .map_err(|e| format!("RMC_IOC_BENCH: {e}"))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("thread panicked".into())))
+            .collect()
+    });
+    let mut sum = 0.0;
+    for r in results {
+        sum += r? as f64 / iters as f64;
+    }
+    Ok(sum / cpus as f64)
+}
+
+fn kernel(
+    device: &str,
+    provider: &str,
+    iters: u64,
+    cpus: Option<usize>,
+    reps: usize,
+) -> Result<(), String> {
+    let dev = Device::open(device).map_err(|e| format!("cannot open {device}: {e}"))?;
+    let name = rmc::name_buf(provider).ok_or("bad provider name")?;
+    let max = cpus.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let mut points = Vec::new();
+    for n in 1..=max {
+        for (v, vname) in VARIANTS {
+            let mut r = Vec::new();
+            for _ in 0..reps.max(1) {
+                r.push(run_point(&dev, &name, v, n, iters)?);
+            }
+            let ns = median(&mut r.clone());
+            eprintln!("{vname:16} cpus={n} {ns:8.1} ns/op  (reps {r:.1?})");
+            points.push(KernelPoint {
+                variant: vname.into(),
+                cpus: n,
+                ns_per_op: ns,
+                reps: r,
+            });
+        }
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({ "iters": iters, "points": points }))
+            .map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------------
+// Report.
+
+fn read_json(p: &Path) -> Result<Value, String> {
+    let s = fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    serde_json::from_str(&s).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+fn f(v: &Value, k: &str) -> f64 {
+    v.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN)
+}
+
+fn report(dir: &Path, out: &Path) -> Result<(), String> {
+    let kernel = read_json(&dir.join("kernel.json"))?;
+    let env = read_json(&dir.join("env.json")).unwrap_or(Value::Null);
+    let points: Vec<KernelPoint> =
+        serde_json::from_value(kernel["points"].clone()).map_err(|e| e.to_string())?;
+    let at = |variant: &str, cpus: usize| {
+        points
+            .iter()
+            .find(|p| p.variant == variant && p.cpus == cpus)
+            .map_or(f64::NAN, |p| p.ns_per_op)
+    };
+    let max_cpus = points.iter().map(|p| p.cpus).max().unwrap_or(1);
+
+    // Userspace throughput: rmc-load JSON per (mix, threads).
+    let mut user = Vec::new();
+    for threads in [1, 2, 4] {
+        let nop = read_json(&dir.join(format!("user-nop-{threads}.json")))?;
+        let call = read_json(&dir.join(format!("user-compute-{threads}.json")))?;
+        let (a, b) = (f(&nop, "calls_per_s"), f(&call, "calls_per_s"));
+        user.push(serde_json::json!({
+            "threads": threads, "nop_calls_per_s": a, "compute_calls_per_s": b, "ratio_b_over_a": b / a,
+        }));
+    }
+
+    let removal = read_json(&dir.join("removal.json")).unwrap_or(Value::Null);
+    let timeline = read_json(&dir.join("timeline.json")).unwrap_or(Value::Null);
+    let marks = read_json(&dir.join("timeline-marks.json")).unwrap_or(Value::Null);
+
+    // Targets.
+    let (a1, b1, c1) = (
+        at("a_bare_call", 1),
+        at("b_get_call_put", 1),
+        at("c_full_dispatch", 1),
+    );
+    let (an, bn, cn) = (
+        at("a_bare_call", max_cpus),
+        at("b_get_call_put", max_cpus),
+        at("c_full_dispatch", max_cpus),
+    );
+    let ratio = |t: usize| {
+        user.iter()
+            .find(|u| u["threads"] == t)
+            .map_or(f64::NAN, |u| f(u, "ratio_b_over_a"))
+    };
+    let targets = serde_json::json!({
+        "lookup_le_2x_reference_1cpu": { "c_minus_a": c1 - a1, "two_b_minus_a": 2.0 * (b1 - a1), "met": c1 - a1 <= 2.0 * (b1 - a1) },
+        "lookup_le_2x_reference_all_cpus": { "c_minus_a": cn - an, "two_b_minus_a": 2.0 * (bn - an), "met": cn - an <= 2.0 * (bn - an) },
+        "userspace_ratio_1_thread_ge_0_90": { "ratio": ratio(1), "met": ratio(1) >= 0.90 },
+        "userspace_ratio_4_threads_ge_0_75": { "ratio": ratio(4), "met": ratio(4) >= 0.75 },
+    });
+    let results = serde_json::json!({
+        "environment": env,
+        "kernel_microbench": kernel,
+        "userspace_throughput": user,
+        "removal_latency": removal,
+        "targets": targets,
+        "timeline": timeline,
+        "timeline_marks": marks,
+    });
+    fs::create_dir_all(out).map_err(|e| e.to_string())?;
+    fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+
+    // Markdown table.
+    let mut md = String::new();
+    md.push_str("| variant | ");
+    for n in 1..=max_cpus {
+        md.push_str(&format!("{n} CPU{} | ", if n > 1 { "s" } else { "" }));
+    }
+    md.push_str("\n|---|");
+    md.push_str(&"---|".repeat(max_cpus));
+    md.push('\n');
+    for (_, v) in VARIANTS {
+        md.push_str(&format!("| {v} | "));
+        for n in 1..=max_cpus {
+            md.push_str(&format!("{:.1} | ", at(v, n)));
+        }
+        md.push('\n');
+    }
+    md.push_str("\n| threads | nop calls/s | compute calls/s | ratio b/a |\n|---|---|---|---|\n");
+    for u in &user {
+        md.push_str(&format!(
+            "| {} | {:.0} | {:.0} | {:.3} |\n",
+            u["threads"],
+            f(u, "nop_calls_per_s"),
+            f(u, "compute_calls_per_s"),
+            f(u, "ratio_b_over_a")
+        ));
+    }
+    if let Some(obj) = removal.as_object() {
+        md.push_str("\n| removal | median ms | samples ms |\n|---|---|---|\n");
+        for (k, v) in obj {
+            md.push_str(&format!(
+                "| {k} | {:.1} | {} |\n",
+                f(v, "median_ms"),
+                v["samples_ms"]
+            ));
+        }
+    }
+    md.push_str(&format!(
+        "\nTargets: {}\n",
+        serde_json::to_string_pretty(&targets).map_err(|e| e.to_string())?
+    ));
+    fs::write(out.join("results.md"), md).map_err(|e| e.to_string())?;
+
+    plot_kernel(&out.join("kernel-ns-per-op.svg"), &points, max_cpus)?;
+    plot_user(&out.join("userspace-calls-per-s.svg"), &user)?;
+    if !timeline.is_null() {
+        plot_timeline(&out.join("timeline.svg"), &timeline, &marks)?;
+    }
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+fn err<E: std::fmt::Debug>(e: E) -> String {
+    format!("plot: {e:?}")
+}
+
+const COLORS: [RGBColor; 3] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+];
+
+fn plot_kernel(path: &Path, points: &[KernelPoint], max_cpus: usize) -> Result<(), String> {
+    let ymax = points.iter().map(|p| p.ns_per_op).fold(0.0, f64::max) * 1.15;
+    let root = SVGBackend::new(path, (720, 440)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut c = ChartBuilder::on(&root)
+        .caption(
+            "In-kernel cost per call (ns/op) vs concurrent CPUs",
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.8f64..(max_cpus as f64 + 0.2), 0f64..ymax.max(1.0))
+        .map_err(err)?;
+    c.configure_mesh()
+        .x_desc("CPUs running the loop at once")
+        .y_desc("ns per op")
+        .x_labels(max_cpus)
+        .draw()
+        .map_err(err)?;
+    for (i, (_, v)) in VARIANTS.iter().enumerate() {
+        let series: Vec<(f64, f64)> = points
+            .iter()
+            .filter(|p| p.variant == *v)
+            .map(|p| (p.cpus as f64, p.ns_per_op))
+            .collect();
+        let color = COLORS[i];
+        c.draw_series(LineSeries::new(series.clone(), color.stroke_width(2)))
+            .map_err(err)?
+            .label(*v)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        c.draw_series(series.iter().map(|&p| Circle::new(p, 4, color.filled())))
+            .map_err(err)?;
+    }
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)
+}
+
+fn plot_user(path: &Path, user: &[Value]) -> Result<(), String> {
+    let ymax = user
+        .iter()
+        .map(|u| f(u, "nop_calls_per_s").max(f(u, "compute_calls_per_s")))
+        .fold(0.0, f64::max)
+        * 1.15;
+    let root = SVGBackend::new(path, (720, 440)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut c = ChartBuilder::on(&root)
+        .caption(
+            "Userspace calls/s vs threads (rmc-load)",
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(72)
+        .build_cartesian_2d(0.8f64..4.2f64, 0f64..ymax.max(1.0))
+        .map_err(err)?;
+    c.configure_mesh()
+        .x_desc("threads")
+        .y_desc("calls/s")
+        .draw()
+        .map_err(err)?;
+    for (i, (key, label)) in [
+        (
+            "nop_calls_per_s",
+            "a: no-op ioctl (no provider, no reference)",
+        ),
+        (
+            "compute_calls_per_s",
+            "b: compute through the full discipline",
+        ),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let s: Vec<(f64, f64)> = user.iter().map(|u| (f(u, "threads"), f(u, key))).collect();
+        let color = COLORS[i];
+        c.draw_series(LineSeries::new(s.clone(), color.stroke_width(2)))
+            .map_err(err)?
+            .label(*label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        c.draw_series(s.iter().map(|&p| Circle::new(p, 4, color.filled())))
+            .map_err(err)?;
+    }
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)
+}
+
+fn plot_timeline(path: &Path, timeline: &Value, marks: &Value) -> Result<(), String> {
+    let rows: Vec<(f64, f64, f64)> = timeline["timeline"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    (
+                        r[0].as_f64().unwrap_or(0.0),
+                        r[1].as_f64().unwrap_or(0.0),
+                        r[2].as_f64().unwrap_or(0.0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let tmax = rows.last().map_or(1.0, |r| r.0 + 0.1);
+    let ymax = rows.iter().map(|r| r.1.max(r.2)).fold(0.0, f64::max) * 1.15;
+    let root = SVGBackend::new(path, (860, 440)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut c = ChartBuilder::on(&root)
+        .caption(
+            "Calls per 100 ms across a patient removal and a reload (4 threads)",
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0f64..tmax, 0f64..ymax.max(1.0))
+        .map_err(err)?;
+    c.configure_mesh()
+        .x_desc("seconds since the load started")
+        .y_desc("calls per interval")
+        .draw()
+        .map_err(err)?;
+    for (i, (label, pick)) in [("ok", 1usize), ("ENODEV", 2usize)].iter().enumerate() {
+        let s: Vec<(f64, f64)> = rows
+            .iter()
+            .map(|r| (r.0, if *pick == 1 { r.1 } else { r.2 }))
+            .collect();
+        let color = COLORS[i];
+        c.draw_series(LineSeries::new(s, color.stroke_width(2)))
+            .map_err(err)?
+            .label(*label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    let marks: BTreeMap<String, f64> = marks
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_f64().map(|t| (k.clone(), t)))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (k, t) in &marks {
+        c.draw_series(std::iter::once(PathElement::new(
+            vec![(*t, 0.0), (*t, ymax)],
+            BLACK.stroke_width(1),
+        )))
+        .map_err(err)?;
+        c.draw_series(std::iter::once(Text::new(
+            k.clone(),
+            (*t, ymax * 0.95),
+            ("sans-serif", 14),
+        )))
+        .map_err(err)?;
+    }
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let r = match args.cmd {
+        Cmd::Kernel {
+            iters,
+            cpus,
+            reps,
+            provider,
+            device,
+        } => kernel(&device, &provider, iters, cpus, reps),
+        Cmd::Report { dir, out } => {
+            let out = out.unwrap_or_else(|| dir.parent().unwrap_or(Path::new(".")).to_path_buf());
+            report(&dir, &out)
+        }
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rmc-bench: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&mut []).is_nan());
+    }
+}
