@@ -136,9 +136,10 @@ impl ModuleRef {
         }
         // INVARIANT: We hold the reference just taken.
         let this = Self { module };
-        // A module in MODULE_STATE_COMING is still running its init, and if that init fails the
-        // loader frees it without waiting for references. Only hand out references on modules
-        // whose init has completed; GOING cannot be seen here because try_module_get refused it.
+        // Only hand out references on LIVE modules. A COMING module is still running its init,
+        // and if that init fails the loader marks it GOING and frees it after an RCU grace period
+        // without waiting for references (the only way to see GOING while holding a reference).
+        // Our caller's protection still covers the `module_put` that dropping `this` does.
         if module.is_null() {
             return Some(this);
         }
