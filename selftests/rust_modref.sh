@@ -193,8 +193,8 @@ text() {
 	return $rc
 }
 
-# field NAME LINE: the value of NAME=... in LINE.
-field() { sed -n "s/.*[ ^]$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+# field NAME TEXT: the value of NAME=... in TEXT (any line).
+field() { sed -n "s/.*[ ^]$1=\([^ ]*\).*/\1/p" <<<" ${2//$'\n'/ }"; }
 
 # hold_loop_background: back-to-back 1 s holds until killed or a hold fails (ENODEV once the
 # provider is gone); HOLD_LOOP_PIDS collects them.
@@ -385,7 +385,7 @@ test_calls_verified() {
 	[ "$y" = "$want" ] || fail "compute($x) = $y from instance $id, expected $want" || return
 	a=$(text "describe $PROVIDER") || fail "describe failed: $a" || return
 	[ "$(field instance "$a")" = "$id" ] || fail "describe reports another instance: $a" || return
-	dmesg | grep -q "rust_provider: (init) registered, instance $id" ||
+	dmesg | grep -q "rust_provider: (init) registered .*instance $id" ||
 		fail "instance $id is not the one the provider logged at init" || return
 	need_tools || return 0
 	"$TOOLS_DIR/rmc-load" -j 4 -n 2000 --allow none --mix compute=8,describe=1,hold=1 \
