@@ -62,6 +62,8 @@ use kernel::{
         Mutex, //
     },
     time::{
+        delay::udelay,
+        Delta,
         Instant,
         Monotonic, //
     },
@@ -87,7 +89,17 @@ module! {
     authors: ["rust-modref developers"],
     description: "Registry of providers, called only under a module reference",
     license: "GPL",
+    params: {
+        race_window_us: u32 {
+            default: 0,
+            description: "Test hook: busy-wait this many microseconds (at most 1000) between \
+                finding a provider and taking its reference, to widen the race with its removal",
+        },
+    },
 }
+
+/// Upper bound of `race_window_us`.
+const RACE_WINDOW_MAX_US: u32 = 1000;
 
 /// True only in the negative-control build (`make UNSAFE_SKIP_MODULE_GET=1`): [`ModuleRef`] then
 /// takes no reference, so a provider can be freed while a call runs in it. Never ship this.
@@ -292,6 +304,14 @@ impl Registry {
             let table = unsafe { &*ops };
             if table.name() != name {
                 continue;
+            }
+            // Test hook (0 by default): stretch the window in which only RCU protects the table.
+            // A removal that does not wait for a grace period frees it under us right here.
+            let window = module_parameters::race_window_us
+                .value()
+                .min(RACE_WINDOW_MAX_US);
+            if window > 0 {
+                udelay(Delta::from_micros(i64::from(window)));
             }
             // SAFETY: Implied protection: we are still inside the RCU read-side critical
             // section in which `ops` was found, and the provider's exit waits for a grace period

@@ -47,6 +47,7 @@ ALL_CASES=(
 	patient_removal_under_load
 	reload_under_load
 	cycles
+	unregister_race
 	removal_timeout
 	bad_input
 	consumer_cannot_go_first
@@ -499,6 +500,28 @@ test_cycles() {
 		fail "references taken != released: $s" || return
 	[ "$(field refs_held " $s")" = 0 ] || fail "references still held: $s" || return
 	[ "$(refcnt)" -eq 0 ] || fail "/sys/module/$PROVIDER/refcnt is $(refcnt)"
+}
+
+# The implied protection itself: with a 200 us busy-wait between finding a provider and taking
+# its reference (race_window_us), lookups are often inside that window when the provider goes.
+# Unregistration must wait for them (RCU grace period) before the table is freed, or KASAN reports
+# the use-after-free here.
+test_unregister_race() {
+	local i
+	need_tools || return 0
+	unload_all
+	load $CONSUMER "$MODDIR" race_window_us=200 || fail "insmod rust_consumer race_window_us=200 failed" || return
+	load $PROVIDER || fail "insmod rust_provider failed" || return
+	LOAD_BASE_OK=0
+	start_load
+	for i in 1 2 3; do
+		remove_patiently || { stop_load; REASON="cycle $i: $REASON"; return 1; }
+		load $PROVIDER || { stop_load; fail "cycle $i: reload failed"; return; }
+		loop_until 10 provider_answers || { stop_load; fail "cycle $i: no call succeeded after reload"; return; }
+	done
+	stop_load
+	[ "$LOAD_RC" -eq 0 ] || fail "rmc-load exit $LOAD_RC: $(grep FAIL "$TMP/load.txt")" || return
+	unload_all
 }
 
 # A patient removal that cannot succeed in time must say so (exit 3) and leave the module loaded.
