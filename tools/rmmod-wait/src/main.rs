@@ -206,7 +206,10 @@ fn remove(name: &str, args: &Args) -> Outcome {
             Step::Stop(outcome) => return outcome,
             Step::Retry if !args.wait || now >= deadline => {
                 if args.verbose {
-                    eprintln!("rmmod-wait: {name}: attempt {attempt}: {}, giving up", err.desc());
+                    eprintln!(
+                        "rmmod-wait: {name}: attempt {attempt}: {}, giving up",
+                        err.desc()
+                    );
                 }
                 return Outcome::TimedOut;
             }
