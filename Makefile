@@ -21,7 +21,9 @@ KDIR := $(BUILD)/kdir
 KERNEL_DEP := kernel
 endif
 
-KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM)
+# The real path, resolved when the recipe runs: build/kdir is a symlink that `make kernel` points at
+# the debug or fast build, and Kbuild must see which one to rebuild the modules when it changes.
+KMAKE = $(MAKE) -C $$(readlink -f $(KDIR)) M=$(CURDIR) LLVM=$(LLVM)
 CARGO ?= cargo
 NEG_DIR := $(BUILD)/negative-control
 
@@ -45,7 +47,7 @@ kernel:
 negative-control: $(KERNEL_DEP)
 	@mkdir -p $(NEG_DIR)
 	@cp -u Kbuild rust_consumer.rs rust_provider.rs provider_abi.rs $(NEG_DIR)/
-	$(MAKE) -C $(KDIR) M=$(NEG_DIR) LLVM=$(LLVM) UNSAFE_SKIP_MODULE_GET=1 modules
+	$(MAKE) -C $$(readlink -f $(KDIR)) M=$(NEG_DIR) LLVM=$(LLVM) UNSAFE_SKIP_MODULE_GET=1 modules
 
 tools:
 	scripts/build-tools.sh
@@ -61,8 +63,9 @@ test: modules negative-control tools
 
 # Benchmarks in the VM; KFLAVOR=fast benchmarks a kernel without KASAN/lockdep.
 bench: modules tools
+	@echo "make bench: $(KFLAVOR) kernel; results in bench/$(KFLAVOR)/"
 	VM_TIMEOUT=3600 tools/vm-run.sh --log $(BUILD)/vm-bench.log -- env KFLAVOR=$(KFLAVOR) bench/run.sh
-	tools/target/release/rmc-bench report bench/raw --out bench
+	tools/target/release/rmc-bench report bench/$(KFLAVOR)/raw --out bench/$(KFLAVOR)
 
 clean:
 	-[ ! -e $(KDIR)/Makefile ] || $(KMAKE) clean

@@ -7,7 +7,7 @@
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 bin=$top/tools/target/release
-raw=$top/bench/raw
+raw=$top/bench/${KFLAVOR:-debug}/raw
 reps=${BENCH_REPS:-5}
 secs=${BENCH_SECONDS:-5}
 iters=${BENCH_ITERS:-200000}
@@ -92,15 +92,15 @@ done
 	echo "}"
 } >"$raw/removal.json"
 
-log "timeline: 4 threads for 5 s, patient removal at 1.5 s, reload at 3 s"
+log "timeline: 4 threads for 8 s, patient removal at 1.5 s, reload 1 s after it completes"
 t_start=$(now_ms)
-"$bin/rmc-load" -j 4 -d 5 --json --min-instances 2 >"$raw/timeline.json" 2>"$tmp/timeline.txt" &
+"$bin/rmc-load" -j 4 -d 8 --json --min-instances 2 >"$raw/timeline.json" 2>"$tmp/timeline.txt" &
 load_pid=$!
 nap 1.5
 t_rm=$(now_ms)
 "$bin/rmmod-wait" --wait --timeout 30 rust_provider
 t_gone=$(now_ms)
-nap 1.5
+nap 1
 t_reload=$(now_ms)
 insmod rust_provider.ko
 wait "$load_pid" || { log "timeline load failed: $(cat "$tmp/timeline.txt")"; exit 1; }
