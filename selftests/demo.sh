@@ -21,10 +21,11 @@ echo "compute rust_provider 42" >&3
 sed 's/^/   /' <&3
 exec 3<&-
 
-step "4 threads call the provider; after 1 s the provider is removed patiently (rmmod-wait --wait),"
-echo "   after 2 s it is loaded again; the load generator verifies every answer"
-"$bin/rmc-load" -j 4 -d 3 --mix compute=99,hold=1 --hold-us 2000 --interval-ms 500 --timeline --min-instances 2 2>&1 |
-	sed 's/^/   /' &
+step "4 threads call the provider for 12 s; after 1 s the provider is removed"
+echo "   patiently (rmmod-wait --wait), 1 s after that it is loaded again; every answer is verified"
+out=$(mktemp)
+"$bin/rmc-load" -j 4 -d 12 --interval-ms 1000 --timeline \
+	--min-instances 2 2>"$out" &
 load=$!
 sleep 1
 "$bin/rmmod-wait" --wait --verbose --timeout 10 rust_provider 2>&1 | tail -n 1 | sed 's/^/   /'
@@ -32,6 +33,8 @@ sleep 1
 insmod rust_provider.ko && kmsg 2
 wait $load
 rc=$?
+sed 's/^/   /' "$out"
+rm -f "$out"
 
 step "counters (echo stats > /dev/rust_consumer)"
 exec 3<>/dev/rust_consumer
