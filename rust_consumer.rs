@@ -641,6 +641,12 @@ unsafe impl FromBytes for StatsOut {}
 // SAFETY: Same layout argument: no padding bytes.
 unsafe impl AsBytes for StatsOut {}
 
+// The layouts the `FromBytes`/`AsBytes` SAFETY comments rely on (no padding) and the sizes
+// encoded in the ioctl numbers that userspace uses.
+const _: () = assert!(core::mem::size_of::<CallArgs>() == 72);
+const _: () = assert!(core::mem::size_of::<StatsOut>() == 88);
+const _: () = assert!(core::mem::size_of::<BenchArgs>() == 64);
+
 /// The name in a NUL-terminated fixed buffer coming from userspace.
 fn user_name(buf: &[u8; NAME_LEN]) -> Result<&[u8]> {
     match buf.iter().position(|&b| b == 0) {
@@ -649,10 +655,20 @@ fn user_name(buf: &[u8; NAME_LEN]) -> Result<&[u8]> {
     }
 }
 
-fn ioctl_call(arg: usize) -> Result<isize> {
+/// Reads a `T` from the ioctl argument, lets `f` update it, and writes it back.
+fn ioctl_inout<T: FromBytes + AsBytes>(
+    arg: usize,
+    f: impl FnOnce(&mut T) -> Result,
+) -> Result<isize> {
     let (mut reader, mut writer) =
-        UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<CallArgs>()).reader_writer();
-    let mut args: CallArgs = reader.read()?;
+        UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<T>()).reader_writer();
+    let mut v: T = reader.read()?;
+    f(&mut v)?;
+    writer.write(&v)?;
+    Ok(0)
+}
+
+fn ioctl_call(args: &mut CallArgs) -> Result {
     if args.flags != 0 || args.reserved != 0 {
         return Err(EINVAL);
     }
@@ -666,18 +682,14 @@ fn ioctl_call(arg: usize) -> Result<isize> {
     args.result = reply.result;
     args.instance_id = reply.info.instance_id;
     args.version = reply.info.version;
-    writer.write(&args)?;
-    Ok(0)
+    Ok(())
 }
 
-fn ioctl_stats(arg: usize) -> Result<isize> {
-    let (mut reader, mut writer) =
-        UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<StatsOut>()).reader_writer();
-    let query: StatsOut = reader.read()?;
+fn ioctl_stats(query: &mut StatsOut) -> Result {
     let mut out = Registry::stats(user_name(&query.provider)?)?;
     out.provider = query.provider;
-    writer.write(&out)?;
-    Ok(0)
+    *query = out;
+    Ok(())
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -717,14 +729,12 @@ const BENCH_GET_PUT: u32 = 1;
 const BENCH_DISPATCH: u32 = 2;
 const BENCH_MAX_ITERS: u64 = 100_000_000;
 
-fn ioctl_bench(arg: usize) -> Result<isize> {
-    let (mut reader, mut writer) =
-        UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<BenchArgs>()).reader_writer();
-    let mut args: BenchArgs = reader.read()?;
+fn ioctl_bench(args: &mut BenchArgs) -> Result {
     if args.flags != 0 || args.reserved != 0 || args.iters == 0 || args.iters > BENCH_MAX_ITERS {
         return Err(EINVAL);
     }
-    let name = user_name(&args.provider)?;
+    let provider_buf = args.provider;
+    let name = user_name(&provider_buf)?;
     // One reference for the whole run: the provider cannot go while we measure it.
     let provider = Registry::get(name)?;
     args.cpu = CpuId::current().as_u32();
@@ -753,9 +763,7 @@ fn ioctl_bench(arg: usize) -> Result<isize> {
         _ => return Err(EINVAL),
     }
     args.ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(0);
-    drop(provider);
-    writer.write(&args)?;
-    Ok(0)
+    Ok(())
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -968,10 +976,10 @@ impl MiscDevice for ConsumerFile {
 
     fn ioctl(_me: Pin<&ConsumerFile>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
         match cmd {
-            RMC_IOC_CALL => ioctl_call(arg),
-            RMC_IOC_STATS => ioctl_stats(arg),
+            RMC_IOC_CALL => ioctl_inout(arg, ioctl_call),
+            RMC_IOC_STATS => ioctl_inout(arg, ioctl_stats),
             RMC_IOC_NOP => Ok(0),
-            RMC_IOC_BENCH => ioctl_bench(arg),
+            RMC_IOC_BENCH => ioctl_inout(arg, ioctl_bench),
             // The struct size is part of `cmd`: a struct of the wrong size is an unknown command.
             _ => Err(ENOTTY),
         }
