@@ -60,7 +60,7 @@ else
 		awk '/Candidate:/ {print $2}')
 	if [ -z "$src_pkgver" ] || [ "$src_pkgver" = "(none)" ]; then
 		avail=$(apt-cache "${apt_opts[@]}" search --names-only '^linux-source-[0-9]+\.[0-9]+$' 2>/dev/null |
-			awk '{print $1}' | sed 's/linux-source-//' | sort -V | tr '\n' ' ')
+			awk '{print $1}' | sed 's/linux-source-//' | sort -V | xargs)
 		die "Debian no longer offers linux-source-$KVER (it drops a kernel's source package when a newer one arrives).
 Versions Debian offers now: ${avail:-none found}
 Pick one, e.g.:  make KVER=${avail##* }${avail:+ }test   (or point KDIR= at your own Rust-enabled kernel build)"
