@@ -385,8 +385,12 @@ impl Registry {
                 }
             }
         }
-        // Every reader that could have seen the table has left its RCU section after this.
-        rcu::synchronize_rcu();
+        // Every reader that could have seen the table has left its RCU section after this. The
+        // expedited form gives the same guarantee, faster, at the price of an IPI to each CPU:
+        // right for a rare event that a patient `rmmod` waits on.
+        // SAFETY: Called from process context (a provider's init or exit) and not inside an RCU
+        // read-side critical section, as `synchronize_rcu_expedited()` requires.
+        unsafe { bindings::synchronize_rcu_expedited() };
     }
 
     /// Writes one line per registered provider.
