@@ -34,14 +34,19 @@ fi
 
 version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
 
-# Rust toolchain: rustc from rustup plus rust-src (the kernel builds its own `core`).
+# Rust toolchain: rustc from rustup.
 need rustc "rustup (https://rustup.rs), then: rustup toolchain install stable"
 rustc_v=$(rustc --version | awk '{print $2}')
 version_ge "$rustc_v" "$MIN_RUSTC" || die "rustc $rustc_v is older than the kernel's minimum $MIN_RUSTC: rustup update"
-if [ ! -d "$(rustc --print sysroot)/lib/rustlib/src/rust/library" ]; then
+# rust-src: the kernel builds its own `core`; rustfmt and clippy: `make check`.
+components=()
+[ -d "$(rustc --print sysroot)/lib/rustlib/src/rust/library" ] || components+=(rust-src)
+command -v rustfmt >/dev/null || components+=(rustfmt)
+command -v clippy-driver >/dev/null || components+=(clippy)
+if [ ${#components[@]} -gt 0 ]; then
 	need rustup "rustup (https://rustup.rs)"
-	log "rustup component add rust-src"
-	rustup component add rust-src >/dev/null
+	log "rustup component add ${components[*]}"
+	rustup component add "${components[@]}" >/dev/null
 fi
 
 # bindgen generates the kernel's Rust bindings.

@@ -293,73 +293,79 @@ const COLORS: [RGBColor; 3] = [
     RGBColor(44, 160, 44),
 ];
 
-fn plot_kernel(path: &Path, points: &[KernelPoint], max_cpus: usize) -> Result<(), String> {
-    let ymax = points.iter().map(|p| p.ns_per_op).fold(0.0, f64::max) * 1.15;
-    let root = SVGBackend::new(path, (720, 440)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let mut c = ChartBuilder::on(&root)
-        .caption(
-            "In-kernel cost per call (ns/op) vs concurrent CPUs",
-            ("sans-serif", 18),
-        )
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(56)
-        .build_cartesian_2d(0.8f64..(max_cpus as f64 + 0.2), 0f64..ymax.max(1.0))
-        .map_err(err)?;
-    c.configure_mesh()
-        .x_desc("CPUs running the loop at once")
-        .y_desc("ns per op")
-        .x_labels(max_cpus)
-        .draw()
-        .map_err(err)?;
-    for (i, (_, v)) in VARIANTS.iter().enumerate() {
-        let series: Vec<(f64, f64)> = points
+/// A line chart with markers: one series per `(label, points)`, y from 0.
+struct LineChart<'a> {
+    caption: &'a str,
+    x_desc: &'a str,
+    y_desc: &'a str,
+    x_range: std::ops::Range<f64>,
+    legend: SeriesLabelPosition,
+}
+
+impl LineChart<'_> {
+    fn draw(self, path: &Path, series: &[(String, Vec<(f64, f64)>)]) -> Result<(), String> {
+        let ymax = series
             .iter()
-            .filter(|p| p.variant == *v)
-            .map(|p| (p.cpus as f64, p.ns_per_op))
-            .collect();
-        let color = COLORS[i];
-        c.draw_series(LineSeries::new(series.clone(), color.stroke_width(2)))
-            .map_err(err)?
-            .label(*v)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        c.draw_series(series.iter().map(|&p| Circle::new(p, 4, color.filled())))
+            .flat_map(|(_, s)| s.iter().map(|p| p.1))
+            .fold(0.0, f64::max)
+            * 1.15;
+        let root = SVGBackend::new(path, (720, 440)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut c = ChartBuilder::on(&root)
+            .caption(self.caption, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(72)
+            .build_cartesian_2d(self.x_range, 0f64..ymax.max(1.0))
             .map_err(err)?;
+        c.configure_mesh()
+            .x_desc(self.x_desc)
+            .y_desc(self.y_desc)
+            .draw()
+            .map_err(err)?;
+        for (i, (label, points)) in series.iter().enumerate() {
+            let color = COLORS[i % COLORS.len()];
+            c.draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                .map_err(err)?
+                .label(label.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            c.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                .map_err(err)?;
+        }
+        c.configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(self.legend)
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)
     }
-    c.configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)
+}
+
+fn plot_kernel(path: &Path, points: &[KernelPoint], max_cpus: usize) -> Result<(), String> {
+    let series: Vec<(String, Vec<(f64, f64)>)> = VARIANTS
+        .iter()
+        .map(|(_, v)| {
+            let s = points
+                .iter()
+                .filter(|p| p.variant == *v)
+                .map(|p| (p.cpus as f64, p.ns_per_op))
+                .collect();
+            (v.to_string(), s)
+        })
+        .collect();
+    LineChart {
+        caption: "In-kernel cost per call (ns/op) vs concurrent CPUs",
+        x_desc: "CPUs running the loop at once",
+        y_desc: "ns per op",
+        x_range: 0.8..(max_cpus as f64 + 0.2),
+        legend: SeriesLabelPosition::UpperLeft,
+    }
+    .draw(path, &series)
 }
 
 fn plot_user(path: &Path, user: &[Value]) -> Result<(), String> {
-    let ymax = user
-        .iter()
-        .map(|u| f(u, "nop_calls_per_s").max(f(u, "compute_calls_per_s")))
-        .fold(0.0, f64::max)
-        * 1.15;
-    let root = SVGBackend::new(path, (720, 440)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let mut c = ChartBuilder::on(&root)
-        .caption(
-            "Userspace calls/s vs threads (rmc-load)",
-            ("sans-serif", 18),
-        )
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(72)
-        .build_cartesian_2d(0.8f64..4.2f64, 0f64..ymax.max(1.0))
-        .map_err(err)?;
-    c.configure_mesh()
-        .x_desc("threads")
-        .y_desc("calls/s")
-        .draw()
-        .map_err(err)?;
-    for (i, (key, label)) in [
+    let series: Vec<(String, Vec<(f64, f64)>)> = [
         (
             "nop_calls_per_s",
             "a: no-op ioctl (no provider, no reference)",
@@ -370,24 +376,19 @@ fn plot_user(path: &Path, user: &[Value]) -> Result<(), String> {
         ),
     ]
     .iter()
-    .enumerate()
-    {
-        let s: Vec<(f64, f64)> = user.iter().map(|u| (f(u, "threads"), f(u, key))).collect();
-        let color = COLORS[i];
-        c.draw_series(LineSeries::new(s.clone(), color.stroke_width(2)))
-            .map_err(err)?
-            .label(*label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        c.draw_series(s.iter().map(|&p| Circle::new(p, 4, color.filled())))
-            .map_err(err)?;
+    .map(|(key, label)| {
+        let s = user.iter().map(|u| (f(u, "threads"), f(u, key))).collect();
+        (label.to_string(), s)
+    })
+    .collect();
+    LineChart {
+        caption: "Userspace calls/s vs threads (rmc-load)",
+        x_desc: "threads",
+        y_desc: "calls/s",
+        x_range: 0.8..4.2,
+        legend: SeriesLabelPosition::LowerRight,
     }
-    c.configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)
+    .draw(path, &series)
 }
 
 fn plot_timeline(path: &Path, timeline: &Value, marks: &Value) -> Result<(), String> {
