@@ -309,6 +309,8 @@ impl LineChart<'_> {
             .flat_map(|(_, s)| s.iter().map(|p| p.1))
             .fold(0.0, f64::max)
             * 1.15;
+        // One label per whole unit (CPUs, threads).
+        let x_labels = (self.x_range.end - self.x_range.start).round() as usize + 1;
         let root = SVGBackend::new(path, (720, 440)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let mut c = ChartBuilder::on(&root)
@@ -321,6 +323,7 @@ impl LineChart<'_> {
         c.configure_mesh()
             .x_desc(self.x_desc)
             .y_desc(self.y_desc)
+            .x_labels(x_labels)
             .draw()
             .map_err(err)?;
         for (i, (label, points)) in series.iter().enumerate() {
