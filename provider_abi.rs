@@ -78,6 +78,11 @@ impl ProviderOps {
     pub(crate) fn name(&self) -> &[u8] {
         name_bytes(&self.name)
     }
+
+    /// Whether the table is called `name`: compares `name.len() + 1` bytes, no scan for the NUL.
+    pub(crate) fn is_named(&self, name: &[u8]) -> bool {
+        self.name.get(..name.len()) == Some(name) && self.name.get(name.len()) == Some(&0)
+    }
 }
 
 /// The bytes of a NUL-padded name, up to its first NUL.

@@ -192,7 +192,20 @@ const SHARDS: usize = 16;
 #[repr(C, align(64))]
 struct Shard([Atomic<u64>; NR_COUNTERS]);
 
-/// Event counters, sharded by CPU. A snapshot is exact once no call is in flight.
+/// The shard the current CPU writes, looked up once per call.
+///
+/// A stale value after preemption only costs a shared cache line, never a lost count: every
+/// increment is atomic.
+#[derive(Clone, Copy)]
+struct ShardIdx(usize);
+
+impl ShardIdx {
+    fn current() -> Self {
+        Self(CpuId::current().as_u32() as usize % SHARDS)
+    }
+}
+
+/// Event counters, sharded by CPU. A sum is exact once no call is in flight.
 struct Stats([Shard; SHARDS]);
 
 impl Stats {
@@ -200,27 +213,33 @@ impl Stats {
         Self([const { Shard([const { Atomic::new(0) }; NR_COUNTERS]) }; SHARDS])
     }
 
-    fn inc(&self, c: Counter) {
-        // A stale CPU id after preemption only costs a shared cache line, never a lost count.
-        let shard = CpuId::current().as_u32() as usize % SHARDS;
-        self.0[shard].0[c as usize].add(1u64, Relaxed);
-    }
-
-    fn reset(&self) {
-        for shard in &self.0 {
-            for c in &shard.0 {
-                c.store(0, Relaxed);
-            }
+    fn inc(&self, shard: ShardIdx, c: Counter) {
+        if let Some(s) = self.0.get(shard.0) {
+            s.0[c as usize].add(1u64, Relaxed);
         }
     }
 
-    fn snapshot(&self) -> StatsOut {
+    /// Adds every count of `self` into `into` and zeroes `self`. Exact only while nobody
+    /// writes `self`.
+    fn drain_into(&self, into: &Stats) {
+        for c in 0..NR_COUNTERS {
+            let mut sum = 0u64;
+            for shard in &self.0 {
+                sum = sum.wrapping_add(shard.0[c].load(Relaxed));
+                shard.0[c].store(0, Relaxed);
+            }
+            into.0[0].0[c].add(sum, Relaxed);
+        }
+    }
+
+    /// The sum of several `Stats`.
+    fn sum<'a>(all: impl Iterator<Item = &'a Stats> + Clone) -> StatsOut {
         let sum = |c: Counter| {
-            self.0.iter().fold(0u64, |acc, s| {
+            all.clone().flat_map(|s| s.0.iter()).fold(0u64, |acc, s| {
                 acc.wrapping_add(s.0[c as usize].load(Relaxed))
             })
         };
-        // Released before taken: a reference released during the snapshot was taken earlier.
+        // Released before taken: a reference released during the sum was taken earlier.
         let refs_released = sum(Counter::RefsReleased);
         let refs_taken = sum(Counter::RefsTaken);
         StatsOut {
@@ -246,9 +265,13 @@ const MAX_PROVIDERS: usize = 8;
 ///
 /// # Invariants
 ///
-/// `ops` is null or points to a table that satisfies the [`ProviderOps`] contract. It is
-/// written only with `REGISTRY_LOCK` held. After it is cleared, the table stays valid for one
-/// RCU grace period (see [`rust_consumer_unregister`]).
+/// - `ops` is null or points to a table that satisfies the [`ProviderOps`] contract. It is
+///   written only with `REGISTRY_LOCK` held. After it is cleared, the table stays valid for one
+///   RCU grace period (see [`rust_consumer_unregister`]).
+/// - `stats` is written only by a holder of a reference on the registered table's owner, or
+///   inside the RCU read-side critical section in which the table was found. So once the
+///   provider's exit has waited for its grace period nobody writes it, and `unregister` moves
+///   its counts into [`RETIRED`].
 struct Slot {
     ops: Atomic<*const ProviderOps>,
     stats: Stats,
@@ -261,13 +284,22 @@ static SLOTS: [Slot; MAX_PROVIDERS] = [const {
     }
 }; MAX_PROVIDERS];
 
-/// Totals over all providers, including calls that named no registered provider.
-static TOTAL: Stats = Stats::new();
+/// Counts of providers that have unregistered, and of calls that named no registered provider.
+/// The totals are this plus every slot's counters: the hot path writes only its slot.
+static RETIRED: Stats = Stats::new();
+
+/// Bit `i` set: slot `i` holds a table. Written only with `REGISTRY_LOCK` held; readers use it
+/// to skip empty slots (a stale bit costs one extra slot load, the slot's `ops` decides).
+static REGISTERED: Atomic<u32> = Atomic::new(0);
+const _: () = assert!(MAX_PROVIDERS <= 32);
 
 kernel::sync::global_lock! {
     // SAFETY: Initialised by `RustConsumer::init` before the device exists and before any
     // module can import `rust_consumer_register` (the loader waits for our init to finish).
-    unsafe(uninit) static REGISTRY_LOCK: Mutex<()> = ();
+    //
+    // The value: bit `i` set while slot `i` is in use, from registration until `unregister`
+    // has moved its counters into `RETIRED` (a grace period after `ops` was cleared).
+    unsafe(uninit) static REGISTRY_LOCK: Mutex<u32> = 0;
 }
 
 /// The provider registry: lock-free RCU readers, writers serialised by `REGISTRY_LOCK`.
@@ -291,10 +323,16 @@ struct Registry;
 impl Registry {
     /// Finds the provider called `name` and takes a reference on its module.
     ///
+    /// `race_window_us` is the test hook (0 but in the selftest, see the module parameter).
     /// Fails with `ENODEV` when no such provider is registered or it is going away.
-    fn get(name: &[u8]) -> Result<ProviderRef> {
+    fn get(name: &[u8], race_window_us: u32) -> Result<ProviderRef> {
+        let shard = ShardIdx::current();
         let rcu = rcu::read_lock();
-        for slot in &SLOTS {
+        let mut registered = REGISTERED.load(Acquire);
+        while registered != 0 {
+            let i = registered.trailing_zeros() as usize;
+            registered &= registered - 1;
+            let Some(slot) = SLOTS.get(i) else { break };
             let ops = slot.ops.load(Acquire);
             if ops.is_null() {
                 continue;
@@ -302,37 +340,35 @@ impl Registry {
             // SAFETY: We are in an RCU read-side critical section and `ops` was loaded from a
             // slot: by the `Slot` invariant it stays valid until at least the end of it.
             let table = unsafe { &*ops };
-            if table.name() != name {
+            if !table.is_named(name) {
                 continue;
             }
             // Test hook (0 by default): stretch the window in which only RCU protects the table.
             // A removal that does not wait for a grace period frees it under us right here.
-            let window = module_parameters::race_window_us
-                .value()
-                .min(RACE_WINDOW_MAX_US);
-            if window > 0 {
-                udelay(Delta::from_micros(i64::from(window)));
+            if race_window_us > 0 {
+                udelay(Delta::from_micros(i64::from(race_window_us)));
             }
             // SAFETY: Implied protection: we are still inside the RCU read-side critical
             // section in which `ops` was found, and the provider's exit waits for a grace period
             // after clearing the slot, so `table.owner` is alive for this call (see `Registry`).
-            let module_ref = match unsafe { ModuleRef::try_get(table.owner) } {
-                Some(r) => r,
-                None => {
-                    slot.stats.inc(Counter::CallsEnodev);
-                    return Err(ENODEV);
-                }
+            let Some(module_ref) = (unsafe { ModuleRef::try_get(table.owner) }) else {
+                // Inside the RCU section: allowed by the `Slot` invariant.
+                slot.stats.inc(shard, Counter::CallsEnodev);
+                return Err(ENODEV);
             };
             drop(rcu);
-            slot.stats.inc(Counter::RefsTaken);
-            TOTAL.inc(Counter::RefsTaken);
+            // We hold a reference on the owner: allowed by the `Slot` invariant.
+            slot.stats.inc(shard, Counter::RefsTaken);
             // INVARIANT: `module_ref` holds a reference on `table.owner`.
             return Ok(ProviderRef {
                 ops: NonNull::from(table),
                 slot,
+                shard,
                 _module_ref: module_ref,
             });
         }
+        drop(rcu);
+        RETIRED.inc(shard, Counter::CallsEnodev);
         Err(ENODEV)
     }
 
@@ -354,35 +390,40 @@ impl Registry {
         if name.is_empty() || name.len() == NAME_LEN {
             return Err(EINVAL);
         }
-        let _guard = REGISTRY_LOCK.lock();
-        let mut free = None;
+        let mut in_use = REGISTRY_LOCK.lock();
         for slot in &SLOTS {
             let cur = slot.ops.load(Relaxed);
-            if cur.is_null() {
-                free = free.or(Some(slot));
-                continue;
-            }
             // SAFETY: A table stays valid while it is in a slot, and we hold the lock that
             // keeps it there.
-            if unsafe { (*cur).name() } == name {
+            if !cur.is_null() && unsafe { (*cur).is_named(name) } {
                 return Err(EEXIST);
             }
         }
-        let slot = free.ok_or(ENOSPC)?;
-        slot.stats.reset();
-        // INVARIANT: `ops` satisfies the contract (caller) and we hold the lock.
+        let i = (0..MAX_PROVIDERS)
+            .find(|i| *in_use & (1 << i) == 0)
+            .ok_or(ENOSPC)?;
+        let slot = SLOTS.get(i).ok_or(ENOSPC)?;
+        *in_use |= 1 << i;
+        // INVARIANT: `ops` satisfies the contract (caller) and we hold the lock. The slot's
+        // counters are zero: `unregister` drained them before giving the slot back.
         slot.ops.store(ops, Release);
+        REGISTERED.store(REGISTERED.load(Relaxed) | (1 << i), Release);
         Ok(())
     }
 
     fn unregister(ops: *const ProviderOps) {
+        let mut cleared = None;
         {
-            let _guard = REGISTRY_LOCK.lock();
-            for slot in &SLOTS {
-                if ptr::eq(slot.ops.load(Relaxed), ops) {
-                    // INVARIANT: Cleared under the lock; the grace period follows below.
-                    slot.ops.store(ptr::null(), Release);
-                }
+            let _in_use = REGISTRY_LOCK.lock();
+            let found = SLOTS
+                .iter()
+                .enumerate()
+                .find(|(_, s)| ptr::eq(s.ops.load(Relaxed), ops));
+            if let Some((i, slot)) = found {
+                REGISTERED.store(REGISTERED.load(Relaxed) & !(1 << i), Release);
+                // INVARIANT: Cleared under the lock; the grace period follows below.
+                slot.ops.store(ptr::null(), Release);
+                cleared = Some((i, slot));
             }
         }
         // Every reader that could have seen the table has left its RCU section after this. The
@@ -391,6 +432,14 @@ impl Registry {
         // SAFETY: Called from process context (a provider's init or exit) and not inside an RCU
         // read-side critical section, as `synchronize_rcu_expedited()` requires.
         unsafe { bindings::synchronize_rcu_expedited() };
+        if let Some((i, slot)) = cleared {
+            let mut in_use = REGISTRY_LOCK.lock();
+            // Nobody writes the slot's counters any more (`Slot` invariant: no reader is left
+            // in the RCU section that found the table, and the provider's exit only runs when
+            // no reference is held), so moving them is exact.
+            slot.stats.drain_into(&RETIRED);
+            *in_use &= !(1 << i);
+        }
     }
 
     /// Writes one line per registered provider.
@@ -407,28 +456,30 @@ impl Registry {
         Ok(())
     }
 
-    /// Counters of the provider called `name` (all zero but `providers` if none).
+    /// Counters of the provider called `name`, or the totals when `name` is empty.
+    ///
+    /// Fails with `ENODEV` when `name` is not registered.
     fn stats(name: &[u8]) -> Result<StatsOut> {
-        let _rcu = rcu::read_lock();
-        let mut providers = 0;
-        let mut found = None;
-        for slot in &SLOTS {
-            let ops = slot.ops.load(Acquire);
-            if ops.is_null() {
-                continue;
-            }
-            providers += 1;
-            // SAFETY: Loaded from a slot inside an RCU read-side critical section.
-            if !name.is_empty() && unsafe { (*ops).name() } == name {
-                found = Some(slot.stats.snapshot());
-            }
-        }
+        // The lock keeps tables in their slots and `unregister` from moving counters meanwhile.
+        let _in_use = REGISTRY_LOCK.lock();
         let mut out = if name.is_empty() {
-            TOTAL.snapshot()
+            Stats::sum(Iterator::chain(
+                SLOTS.iter().map(|s| &s.stats),
+                core::iter::once(&RETIRED),
+            ))
         } else {
-            found.ok_or(ENODEV)?
+            let slot = SLOTS
+                .iter()
+                .find(|s| {
+                    let ops = s.ops.load(Relaxed);
+                    // SAFETY: A table stays valid while it is in a slot, and we hold the lock
+                    // that keeps it there.
+                    !ops.is_null() && unsafe { (*ops).is_named(name) }
+                })
+                .ok_or(ENODEV)?;
+            Stats::sum(core::iter::once(&slot.stats))
         };
-        out.providers = providers;
+        out.providers = u64::from(REGISTERED.load(Relaxed).count_ones());
         Ok(out)
     }
 }
@@ -492,6 +543,7 @@ export_symbol_gpl!(rust_consumer_unregister);
 struct ProviderRef {
     ops: NonNull<ProviderOps>,
     slot: &'static Slot,
+    shard: ShardIdx,
     _module_ref: ModuleRef,
 }
 
@@ -528,9 +580,8 @@ impl ProviderRef {
 
 impl Drop for ProviderRef {
     fn drop(&mut self) {
-        self.slot.stats.inc(Counter::RefsReleased);
-        TOTAL.inc(Counter::RefsReleased);
-        // `_module_ref` is dropped after this: module_put.
+        // Still under the reference (`_module_ref` is dropped after this: module_put).
+        self.slot.stats.inc(self.shard, Counter::RefsReleased);
     }
 }
 
@@ -549,14 +600,8 @@ struct Reply {
 }
 
 /// Calls `op` on the provider called `name`, under a reference on its module.
-fn call(name: &[u8], op: Op) -> Result<Reply> {
-    let provider = match Registry::get(name) {
-        Ok(p) => p,
-        Err(e) => {
-            TOTAL.inc(Counter::CallsEnodev);
-            return Err(e);
-        }
-    };
+fn call(name: &[u8], op: Op, race_window_us: u32) -> Result<Reply> {
+    let provider = Registry::get(name, race_window_us)?;
     let mut result = 0;
     let outcome = match op {
         Op::Compute(x) => {
@@ -571,8 +616,7 @@ fn call(name: &[u8], op: Op) -> Result<Reply> {
         Ok(()) => Counter::CallsOk,
         Err(_) => Counter::CallsFailed,
     };
-    provider.slot.stats.inc(counter);
-    TOTAL.inc(counter);
+    provider.slot.stats.inc(provider.shard, counter);
     outcome.map(|()| Reply { info, result })
 }
 
@@ -589,6 +633,10 @@ const RMC_IOC_STATS: u32 = _IOWR::<StatsOut>(RMC_IOC_MAGIC, 2);
 const RMC_IOC_NOP: u32 = _IO(RMC_IOC_MAGIC, 3);
 /// In-kernel microbenchmark of one variant: `_IOWR(0xB9, 4, struct rmc_bench)`.
 const RMC_IOC_BENCH: u32 = _IOWR::<BenchArgs>(RMC_IOC_MAGIC, 4);
+/// `RMC_IOC_CALL`'s argument traffic (read, checks, output fields written back) without a
+/// provider or a reference; `result = arg`: `_IOWR(0xB9, 5, struct rmc_call)`. The baseline that
+/// separates the cost of the discipline from the cost of the ioctl and its copies.
+const RMC_IOC_ECHO: u32 = _IOWR::<CallArgs>(RMC_IOC_MAGIC, 5);
 
 /// `struct rmc_call` operations.
 const OP_COMPUTE: u32 = 0;
@@ -672,7 +720,31 @@ fn ioctl_inout<T: FromBytes + AsBytes>(
     Ok(0)
 }
 
-fn ioctl_call(args: &mut CallArgs) -> Result {
+/// The output fields of `struct rmc_call`, in its layout: the only bytes `RMC_IOC_CALL` writes
+/// back (20 of 72: a user copy costs per byte, and under emulation a lot).
+#[repr(C, packed)]
+struct CallOut {
+    result: u64,
+    instance_id: u64,
+    version: u32,
+}
+
+// SAFETY: `repr(C, packed)` with integer fields only: no padding, every byte is initialised.
+unsafe impl AsBytes for CallOut {}
+
+const CALL_OUT_AT: usize = core::mem::offset_of!(CallArgs, result);
+const _: () = assert!(
+    core::mem::offset_of!(CallArgs, instance_id) == CALL_OUT_AT + 8
+        && core::mem::offset_of!(CallArgs, version) == CALL_OUT_AT + 16
+        && core::mem::offset_of!(CallArgs, reserved)
+            == CALL_OUT_AT + core::mem::size_of::<CallOut>()
+);
+
+/// `RMC_IOC_CALL`, or with `echo` `RMC_IOC_ECHO`.
+fn ioctl_call(arg: usize, race_window_us: u32, echo: bool) -> Result<isize> {
+    let args: CallArgs = UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<CallArgs>())
+        .reader()
+        .read()?;
     if args.flags != 0 || args.reserved != 0 {
         return Err(EINVAL);
     }
@@ -682,11 +754,28 @@ fn ioctl_call(args: &mut CallArgs) -> Result {
         OP_DESCRIBE => Op::Describe,
         _ => return Err(EINVAL),
     };
-    let reply = call(user_name(&args.provider)?, op)?;
-    args.result = reply.result;
-    args.instance_id = reply.info.instance_id;
-    args.version = reply.info.version;
-    Ok(())
+    let name = user_name(&args.provider)?;
+    let out = if echo {
+        CallOut {
+            result: args.arg,
+            instance_id: 0,
+            version: 0,
+        }
+    } else {
+        let reply = call(name, op, race_window_us)?;
+        CallOut {
+            result: reply.result,
+            instance_id: reply.info.instance_id,
+            version: reply.info.version,
+        }
+    };
+    // The whole struct was readable; `arg + CALL_OUT_AT` cannot wrap, but a bad pointer still
+    // faults cleanly into `EFAULT`.
+    let at = arg.checked_add(CALL_OUT_AT).ok_or(EFAULT)?;
+    UserSlice::new(UserPtr::from_addr(at), core::mem::size_of::<CallOut>())
+        .writer()
+        .write(&out)?;
+    Ok(0)
 }
 
 fn ioctl_stats(query: &mut StatsOut) -> Result {
@@ -733,14 +822,14 @@ const BENCH_GET_PUT: u32 = 1;
 const BENCH_DISPATCH: u32 = 2;
 const BENCH_MAX_ITERS: u64 = 100_000_000;
 
-fn ioctl_bench(args: &mut BenchArgs) -> Result {
+fn ioctl_bench(args: &mut BenchArgs, race_window_us: u32) -> Result {
     if args.flags != 0 || args.reserved != 0 || args.iters == 0 || args.iters > BENCH_MAX_ITERS {
         return Err(EINVAL);
     }
     let provider_buf = args.provider;
     let name = user_name(&provider_buf)?;
     // One reference for the whole run: the provider cannot go while we measure it.
-    let provider = Registry::get(name)?;
+    let provider = Registry::get(name, race_window_us)?;
     args.cpu = CpuId::current().as_u32();
     let start = Instant::<Monotonic>::now();
     match args.variant {
@@ -760,7 +849,7 @@ fn ioctl_bench(args: &mut BenchArgs) -> Result {
         }
         BENCH_DISPATCH => {
             for i in 0..args.iters {
-                let p = Registry::get(name)?;
+                let p = Registry::get(name, race_window_us)?;
                 black_box(p.compute(i));
             }
         }
@@ -848,7 +937,7 @@ fn write_stats(out: &mut Answer, name: &[u8], s: &StatsOut) -> core::fmt::Result
 }
 
 /// Runs one text request and writes its answer. See README.md for the grammar.
-fn text_request(req: &[u8], out: &mut Answer) -> Result {
+fn text_request(req: &[u8], out: &mut Answer, race_window_us: u32) -> Result {
     let mut words = req
         .split(|b| b.is_ascii_whitespace())
         .filter(|w| !w.is_empty());
@@ -871,7 +960,7 @@ fn text_request(req: &[u8], out: &mut Answer) -> Result {
             if words.next().is_some() {
                 return Err(EINVAL);
             }
-            let reply = call(name, op)?;
+            let reply = call(name, op, race_window_us)?;
             let id = reply.info.instance_id;
             match op {
                 Op::Compute(x) => writeln!(
@@ -929,6 +1018,8 @@ fn text_request(req: &[u8], out: &mut Answer) -> Result {
 struct ConsumerFile {
     #[pin]
     answer: Mutex<Answer>,
+    /// `race_window_us`, read once at open rather than on every call (it is fixed at load).
+    race_window_us: u32,
 }
 
 #[vtable]
@@ -942,6 +1033,9 @@ impl MiscDevice for ConsumerFile {
                     buf: [0; ANSWER_LEN],
                     len: 0,
                 }),
+                race_window_us: module_parameters::race_window_us
+                    .value()
+                    .min(RACE_WINDOW_MAX_US),
             }),
             GFP_KERNEL,
         )
@@ -967,23 +1061,24 @@ impl MiscDevice for ConsumerFile {
             buf: [0; ANSWER_LEN],
             len: 0,
         };
-        let res = text_request(&req[..len], &mut out);
+        let me = kiocb.file();
+        let res = text_request(&req[..len], &mut out, me.race_window_us);
         if let Err(e) = res {
             out.len = 0;
             let _ = writeln!(out, "err {}", -e.to_errno());
         }
-        let me = kiocb.file();
         *me.answer.lock() = out;
         *kiocb.ki_pos_mut() = 0;
         res.map(|()| len)
     }
 
-    fn ioctl(_me: Pin<&ConsumerFile>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+    fn ioctl(me: Pin<&ConsumerFile>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
         match cmd {
-            RMC_IOC_CALL => ioctl_inout(arg, ioctl_call),
+            RMC_IOC_CALL => ioctl_call(arg, me.race_window_us, false),
+            RMC_IOC_ECHO => ioctl_call(arg, 0, true),
             RMC_IOC_STATS => ioctl_inout(arg, ioctl_stats),
             RMC_IOC_NOP => Ok(0),
-            RMC_IOC_BENCH => ioctl_inout(arg, ioctl_bench),
+            RMC_IOC_BENCH => ioctl_inout(arg, |a| ioctl_bench(a, me.race_window_us)),
             // The struct size is part of `cmd`: a struct of the wrong size is an unknown command.
             _ => Err(ENOTTY),
         }

@@ -31,7 +31,9 @@ use kernel::{
     },
     time::{
         delay::fsleep,
-        Delta, //
+        Delta,
+        Instant,
+        Monotonic, //
     },
 };
 
@@ -160,7 +162,7 @@ impl Drop for Registration {
 }
 
 struct RustProvider {
-    _registrations: KVec<Registration>,
+    registrations: KVec<Registration>,
 }
 
 impl kernel::Module for RustProvider {
@@ -212,9 +214,7 @@ impl kernel::Module for RustProvider {
             count,
             id
         );
-        Ok(Self {
-            _registrations: registrations,
-        })
+        Ok(Self { registrations })
     }
 }
 
@@ -235,8 +235,14 @@ fn table_name(i: u32) -> Result<[u8; abi::NAME_LEN]> {
 
 impl Drop for RustProvider {
     fn drop(&mut self) {
+        let tables = self.registrations.len();
+        let start = Instant::<Monotonic>::now();
+        // Unregisters every table; each waits for the consumer's RCU grace period.
+        self.registrations.clear();
         pr_info!(
-            "(exit) unregistering, instance {:#018x}, {} holds completed\n",
+            "(exit) unregistered {} table(s) in {} us, instance {:#018x}, {} holds completed\n",
+            tables,
+            start.elapsed().as_micros_ceil(),
             instance_id(),
             HOLDS_COMPLETED.load(Relaxed)
         );

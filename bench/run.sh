@@ -35,7 +35,7 @@ log "in-kernel microbenchmark ($iters iterations per thread, median of 3)"
 "$bin/rmc-bench" kernel -n "$iters" >"$raw/kernel.json" || exit 1
 
 for t in 1 2 4; do
-	for mix in nop compute; do
+	for mix in nop echo compute; do
 		log "userspace: $mix, $t thread(s), ${secs} s"
 		"$bin/rmc-load" -j "$t" -d "$secs" --mix "$mix=1" --allow none --json >"$raw/user-$mix-$t.json" 2>/dev/null ||
 			{ log "rmc-load $mix $t failed"; exit 1; }
@@ -44,6 +44,8 @@ done
 
 # Removal latency. "internal": rmmod-wait's own clock from its first attempt to the module being
 # gone. "external": the whole command, including starting the process (~0.4 s in this guest).
+# "provider_exit": the part spent in the provider's exit (its log line), i.e. in this project's
+# code; the rest of a removal is the kernel's module loader freeing the module.
 modroot=$tmp/modroot
 kver=$(uname -r)
 mkdir -p "$modroot/lib/modules/$kver/extra"
@@ -64,6 +66,8 @@ for i in $(seq "$reps"); do
 		[ $mode = load ] && load_stop
 		sample "rmmod_wait_${mode}_internal" "$(sed -n 's/.*attempt(s), \([0-9.]*\) ms/\1/p' <<<"$out")"
 		sample "rmmod_wait_${mode}_external" $((t1 - t0))
+		sample "provider_exit_${mode}" "$(dmesg -t | sed -n 's/.*(exit) unregistered .* in \([0-9]*\) us.*/\1/p' |
+			tail -n1 | awk '{printf "%.3f", $1 / 1000}')"
 		insmod rust_provider.ko
 		# modprobe -r --wait (kmod), same situation
 		[ $mode = load ] && load_start

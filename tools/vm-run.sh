@@ -9,7 +9,7 @@
 # (kernel messages and the command's output) is kept in FILE (default build/vm-<time>.log) and
 # build/vm-last.log points at it. The run never outlives --timeout: QEMU is killed and the exit
 # status is 124. KVM is used only where a quick probe boot proves it works (VM_KVM=auto, the
-# default; VM_KVM=0 forces TCG, VM_KVM=1 forces KVM).
+# default; VM_KVM=0 forces TCG, VM_KVM=1 forces KVM). VM_APPEND adds kernel command-line arguments.
 #
 # Exit status: the guest command's, or 124 timeout, 125 VM/setup failure.
 set -euo pipefail
@@ -84,7 +84,7 @@ set +e
 # start): tee keeps the whole stream, and the terminal shows everything but kernel lines.
 timeout -k 10 "$timeout" "$vng" --run "$bzimage" "${accel[@]}" --force-initramfs --force-9p \
 	--cpus "$cpus" --memory "$memory" --user root --rwdir "$RMR_TOP" \
-	--append "panic_on_warn=0" -v --exec "$guest_cmd" </dev/null 2>&1 |
+	--append "panic_on_warn=0${VM_APPEND:+ $VM_APPEND}" -v --exec "$guest_cmd" </dev/null 2>&1 |
 	tee "$log" | grep --line-buffered -vE '^\[ *[0-9]+\.[0-9]+\]|^virtme'
 rc=${PIPESTATUS[0]}
 set -e

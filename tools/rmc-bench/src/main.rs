@@ -43,6 +43,9 @@ enum Cmd {
         /// Repetitions of each point; the median is reported.
         #[arg(long, default_value_t = 3)]
         reps: usize,
+        /// Run only these variants (default: all), e.g. `--variant c_full_dispatch`.
+        #[arg(long, value_parser = parse_variant)]
+        variant: Vec<u32>,
         #[arg(short, long, default_value = "rust_provider")]
         provider: String,
         #[arg(long, default_value = Device::DEFAULT_PATH)]
@@ -71,6 +74,20 @@ struct KernelPoint {
     ns_per_op: f64,
     /// Every repetition's mean, for the record.
     reps: Vec<f64>,
+}
+
+fn parse_variant(s: &str) -> Result<u32, String> {
+    VARIANTS
+        .iter()
+        .find(|(_, name)| *name == s || name.split('_').next() == Some(s))
+        .map(|(v, _)| *v)
+        .ok_or_else(|| {
+            let names: Vec<_> = VARIANTS.iter().map(|(_, n)| *n).collect();
+            format!(
+                "unknown variant '{s}' (one of {}, or its letter)",
+                names.join(", ")
+            )
+        })
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -125,6 +142,7 @@ fn kernel(
     iters: u64,
     cpus: Option<usize>,
     reps: usize,
+    only: &[u32],
 ) -> Result<(), String> {
     let dev = Device::open(device).map_err(|e| format!("cannot open {device}: {e}"))?;
     let name = rmc::name_buf(provider).ok_or("bad provider name")?;
@@ -132,6 +150,9 @@ fn kernel(
     let mut points = Vec::new();
     for n in 1..=max {
         for (v, vname) in VARIANTS {
+            if !only.is_empty() && !only.contains(&v) {
+                continue;
+            }
             let mut r = Vec::new();
             for _ in 0..reps.max(1) {
                 r.push(run_point(&dev, &name, v, n, iters)?);
@@ -184,9 +205,16 @@ fn report(dir: &Path, out: &Path) -> Result<(), String> {
     for threads in [1, 2, 4] {
         let nop = read_json(&dir.join(format!("user-nop-{threads}.json")))?;
         let call = read_json(&dir.join(format!("user-compute-{threads}.json")))?;
-        let (a, b) = (f(&nop, "calls_per_s"), f(&call, "calls_per_s"));
+        // The echo baseline came later: older raw directories have none.
+        let echo = read_json(&dir.join(format!("user-echo-{threads}.json"))).unwrap_or(Value::Null);
+        let (a, b, e) = (
+            f(&nop, "calls_per_s"),
+            f(&call, "calls_per_s"),
+            f(&echo, "calls_per_s"),
+        );
         user.push(serde_json::json!({
             "threads": threads, "nop_calls_per_s": a, "compute_calls_per_s": b, "ratio_b_over_a": b / a,
+            "echo_calls_per_s": e, "ratio_b_over_echo": b / e,
         }));
     }
 
@@ -248,14 +276,19 @@ fn report(dir: &Path, out: &Path) -> Result<(), String> {
         }
         md.push('\n');
     }
-    md.push_str("\n| threads | nop calls/s | compute calls/s | ratio b/a |\n|---|---|---|---|\n");
+    md.push_str(
+        "\n| threads | a: nop calls/s | echo calls/s | b: compute calls/s | b/a | b/echo |\n\
+         |---|---|---|---|---|---|\n",
+    );
     for u in &user {
         md.push_str(&format!(
-            "| {} | {:.0} | {:.0} | {:.3} |\n",
+            "| {} | {:.0} | {:.0} | {:.0} | {:.3} | {:.3} |\n",
             u["threads"],
             f(u, "nop_calls_per_s"),
+            f(u, "echo_calls_per_s"),
             f(u, "compute_calls_per_s"),
-            f(u, "ratio_b_over_a")
+            f(u, "ratio_b_over_a"),
+            f(u, "ratio_b_over_echo")
         ));
     }
     if let Some(obj) = removal.as_object() {
@@ -374,6 +407,10 @@ fn plot_user(path: &Path, user: &[Value]) -> Result<(), String> {
             "a: no-op ioctl (no provider, no reference)",
         ),
         (
+            "echo_calls_per_s",
+            "echo: a call's copies, no provider, no reference",
+        ),
+        (
             "compute_calls_per_s",
             "b: compute through the full discipline",
         ),
@@ -476,9 +513,10 @@ fn main() -> ExitCode {
             iters,
             cpus,
             reps,
+            variant,
             provider,
             device,
-        } => kernel(&device, &provider, iters, cpus, reps),
+        } => kernel(&device, &provider, iters, cpus, reps, &variant),
         Cmd::Report { dir, out } => {
             let out = out.unwrap_or_else(|| dir.parent().unwrap_or(Path::new(".")).to_path_buf());
             report(&dir, &out)
@@ -502,5 +540,12 @@ mod tests {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
         assert!(median(&mut []).is_nan());
+    }
+
+    #[test]
+    fn variants_by_name_or_letter() {
+        assert_eq!(parse_variant("c_full_dispatch"), Ok(BENCH_DISPATCH));
+        assert_eq!(parse_variant("b"), Ok(BENCH_GET_PUT));
+        assert!(parse_variant("d").is_err());
     }
 }

@@ -285,7 +285,15 @@ fn fuzz(dev: &Device, count: u64, seed: u64, provider: &str) -> bool {
                 let size = rng.below(1 << 14);
                 let dir = rng.below(4);
                 let cmd = (dir << 30) | (size << 16) | (u64::from(rmc::IOC_MAGIC) << 8) | nr;
-                if [rmc::CALL_CMD, rmc::STATS_CMD, rmc::NOP_CMD].contains(&cmd) {
+                if [
+                    rmc::CALL_CMD,
+                    rmc::STATS_CMD,
+                    rmc::NOP_CMD,
+                    rmc::BENCH_CMD,
+                    rmc::ECHO_CMD,
+                ]
+                .contains(&cmd)
+                {
                     continue;
                 }
                 let r = dev.raw_ioctl(cmd, buf.as_mut_ptr() as usize);

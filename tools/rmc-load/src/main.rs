@@ -48,7 +48,8 @@ struct Args {
     /// Stop each thread after this many calls.
     #[arg(short = 'n', long)]
     count: Option<u64>,
-    /// Op mix as weights: compute, hold, describe, nop (nop: the ioctl that touches no provider).
+    /// Op mix as weights: compute, hold, describe, nop, echo (nop: an ioctl that touches no
+    /// provider and copies nothing; echo: the copies of a call without provider or reference).
     #[arg(short, long, default_value = "compute=100", value_parser = parse_mix)]
     mix: Mix,
     /// Microseconds each hold sleeps inside the provider.
@@ -71,14 +72,14 @@ struct Args {
     json: bool,
 }
 
-/// Weights of each op, in the order compute, hold, describe, nop.
+/// Weights of each op, in the order compute, hold, describe, nop, echo.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Mix([u32; 4]);
+struct Mix([u32; 5]);
 
-const OP_NAMES: [&str; 4] = ["compute", "hold", "describe", "nop"];
+const OP_NAMES: [&str; 5] = ["compute", "hold", "describe", "nop", "echo"];
 
 fn parse_mix(s: &str) -> Result<Mix, String> {
-    let mut w = [0u32; 4];
+    let mut w = [0u32; 5];
     for part in s.split(',').filter(|p| !p.is_empty()) {
         let (name, weight) = part
             .split_once('=')
@@ -196,6 +197,7 @@ fn worker(sh: &Shared, seed: u64) -> ThreadResult {
     };
     let interval = Duration::from_millis(sh.args.interval_ms.max(1));
     let mut rng = seed | 1;
+    let mut last_instance = None;
     loop {
         if sh.stop.load(Ordering::Relaxed) || sh.args.count.is_some_and(|n| r.calls >= n) {
             break;
@@ -212,7 +214,11 @@ fn worker(sh: &Shared, seed: u64) -> ThreadResult {
                 .dev
                 .call(&sh.provider, OP_HOLD, u64::from(sh.args.hold_us)),
             2 => sh.dev.call(&sh.provider, OP_DESCRIBE, 0),
-            _ => sh.dev.nop().map(|()| rmc::CallArgs::default()),
+            3 => sh.dev.nop().map(|()| rmc::CallArgs::default()),
+            _ => sh.dev.echo(&sh.provider, x).map(|result| rmc::CallArgs {
+                result,
+                ..Default::default()
+            }),
         };
         let t1 = Instant::now();
         r.calls += 1;
@@ -226,8 +232,13 @@ fn worker(sh: &Shared, seed: u64) -> ThreadResult {
             Ok(a) => {
                 r.ok += 1;
                 r.timeline[bucket][0] += 1;
-                if op != 3 {
+                // Only on a change: the set is for reloads, not for every call's cost.
+                if op < 3 && last_instance != Some(a.instance_id) {
+                    last_instance = Some(a.instance_id);
                     r.instances.insert(a.instance_id);
+                }
+                if op == 4 && a.result != x && r.wrong.len() < 10 {
+                    r.wrong.push(format!("echo({x:#x}) = {:#x}", a.result));
                 }
                 if op == 0 && !verify_compute(x, a.result, a.instance_id) && r.wrong.len() < 10 {
                     r.wrong.push(format!(
@@ -472,7 +483,7 @@ mod tests {
     #[test]
     fn mix_parsing_and_picking() {
         let m = parse_mix("compute=3,hold=1").unwrap();
-        assert_eq!(m, Mix([3, 1, 0, 0]));
+        assert_eq!(m, Mix([3, 1, 0, 0, 0]));
         let picks: Vec<usize> = (0..4).map(|r| m.pick(r)).collect();
         assert_eq!(picks, [0, 0, 0, 1]);
         assert!(parse_mix("compute=0").is_err());

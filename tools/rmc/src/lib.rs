@@ -69,14 +69,17 @@ pub const BENCH_DISPATCH: u32 = 2;
 
 /// `ioctl` type byte of `/dev/rust_consumer`.
 pub const IOC_MAGIC: u8 = 0xB9;
-/// `RMC_IOC_CALL`, `RMC_IOC_STATS` and `RMC_IOC_NOP` as numbers.
+/// `RMC_IOC_CALL`, `RMC_IOC_STATS`, `RMC_IOC_NOP`, `RMC_IOC_BENCH`, `RMC_IOC_ECHO` as numbers.
 pub const CALL_CMD: u64 = nix::request_code_readwrite!(IOC_MAGIC, 1, 72);
 pub const STATS_CMD: u64 = nix::request_code_readwrite!(IOC_MAGIC, 2, 88);
 pub const NOP_CMD: u64 = nix::request_code_none!(IOC_MAGIC, 3);
+pub const BENCH_CMD: u64 = nix::request_code_readwrite!(IOC_MAGIC, 4, 64);
+pub const ECHO_CMD: u64 = nix::request_code_readwrite!(IOC_MAGIC, 5, 72);
 nix::ioctl_readwrite!(ioc_call, IOC_MAGIC, 1, CallArgs);
 nix::ioctl_readwrite!(ioc_stats, IOC_MAGIC, 2, Stats);
 nix::ioctl_none!(ioc_nop, IOC_MAGIC, 3);
 nix::ioctl_readwrite!(ioc_bench, IOC_MAGIC, 4, BenchArgs);
+nix::ioctl_readwrite!(ioc_echo, IOC_MAGIC, 5, CallArgs);
 
 /// The answer `compute(x)` must give for a provider instance (SplitMix64 finaliser of
 /// `x ^ instance_id`; the same function as `compute_expected` in `provider_abi.rs`).
@@ -177,6 +180,18 @@ impl Device {
         // SAFETY: `a` is a valid, writable `struct rmc_bench` for the duration of the call.
         unsafe { ioc_bench(self.file.as_raw_fd(), &mut a) }?;
         Ok(a)
+    }
+
+    /// `RMC_IOC_ECHO`: the argument traffic of a call, no provider, no reference; returns `x`.
+    pub fn echo(&self, provider: &[u8; NAME_LEN], x: u64) -> Result<u64, Errno> {
+        let mut args = CallArgs {
+            provider: *provider,
+            arg: x,
+            ..Default::default()
+        };
+        // SAFETY: `args` is a valid, writable `struct rmc_call` for the duration of the call.
+        unsafe { ioc_echo(self.file.as_raw_fd(), &mut args) }?;
+        Ok(args.result)
     }
 
     /// The no-op ioctl: touches no provider and no module reference.
