@@ -4,7 +4,8 @@
 #   make run        boot the test kernel and show the pair: load, a call, removal under load
 #   make test       run the selftests in the VM (debug kernel), KTAP output
 #   make check      rustfmt + clippy for the modules, fmt + clippy + unit tests for tools/
-#   make bench      benchmarks in the VM: bench/results.json, bench/results.md, bench/*.svg
+#   make bench      benchmarks in the VM: bench/<flavor>/results.json, results.md, *.svg
+#   make profile    perf profiles of the benchmarked paths in the VM: bench/<flavor>/profile/
 #   make kernel     only provision/build the test kernel (cached outside the repository)
 #   make clean
 #
@@ -27,7 +28,7 @@ KMAKE = $(MAKE) -C $$(readlink -f $(KDIR)) M=$(CURDIR) LLVM=$(LLVM)
 CARGO ?= cargo
 NEG_DIR := $(BUILD)/negative-control
 
-.PHONY: default modules kernel tools negative-control check run test bench clean
+.PHONY: default modules kernel tools negative-control check run test bench profile clean
 
 ifeq ($(UNSAFE_SKIP_MODULE_GET),1)
 # Never build the unsafe consumer in place, where it could be loaded by mistake.
@@ -66,6 +67,10 @@ bench: modules tools
 	@echo "make bench: $(KFLAVOR) kernel; results in bench/$(KFLAVOR)/"
 	VM_TIMEOUT=3600 tools/vm-run.sh --log $(BUILD)/vm-bench.log -- env KFLAVOR=$(KFLAVOR) bench/run.sh
 	tools/target/release/rmc-bench report bench/$(KFLAVOR)/raw --out bench/$(KFLAVOR)
+
+# Flat perf profiles (cpu-clock on CPU 0) of each benchmarked path; see README "Benchmarks".
+profile: modules tools
+	VM_TIMEOUT=900 tools/vm-run.sh --log $(BUILD)/vm-profile.log -- env KFLAVOR=$(KFLAVOR) bench/profile.sh
 
 clean:
 	-[ ! -e $(KDIR)/Makefile ] || $(KMAKE) clean

@@ -135,6 +135,7 @@ impl ModuleRef {
     /// the duration of this call, by *direct protection* (the caller already holds a reference)
     /// or *implied protection* (something the module's exit path must also wait for is held),
     /// as the `try_module_get()` documentation in `srctree/include/linux/module.h` requires.
+    #[inline]
     unsafe fn try_get(module: *mut bindings::module) -> Option<Self> {
         if UNSAFE_SKIP_MODULE_GET {
             // INVARIANT: A null module holds no reference.
@@ -166,6 +167,7 @@ impl ModuleRef {
 }
 
 impl Drop for ModuleRef {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: By the type invariant we hold a reference on `self.module` (or it is null,
         // which `module_put` ignores); it is released exactly once, here.
@@ -213,6 +215,7 @@ impl Stats {
         Self([const { Shard([const { Atomic::new(0) }; NR_COUNTERS]) }; SHARDS])
     }
 
+    #[inline]
     fn inc(&self, shard: ShardIdx, c: Counter) {
         if let Some(s) = self.0.get(shard.0) {
             s.0[c as usize].add(1u64, Relaxed);
@@ -325,6 +328,7 @@ impl Registry {
     ///
     /// `race_window_us` is the test hook (0 but in the selftest, see the module parameter).
     /// Fails with `ENODEV` when no such provider is registered or it is going away.
+    #[inline]
     fn get(name: &[u8], race_window_us: u32) -> Result<ProviderRef> {
         let shard = ShardIdx::current();
         let rcu = rcu::read_lock();
@@ -579,6 +583,7 @@ impl ProviderRef {
 }
 
 impl Drop for ProviderRef {
+    #[inline]
     fn drop(&mut self) {
         // Still under the reference (`_module_ref` is dropped after this: module_put).
         self.slot.stats.inc(self.shard, Counter::RefsReleased);

@@ -30,7 +30,7 @@ def main():
     addrs = [addrs[i] for i in order]
     names = [names[i] for i in order]
 
-    counts = collections.Counter()
+    counts = collections.Counter()  # (where, symbol) -> samples
     total = 0
     for line in sys.stdin:
         f = line.split(None, 1)
@@ -43,23 +43,24 @@ def main():
         total += 1
         if ip >= 0xFFFF800000000000:
             i = bisect.bisect_right(addrs, ip) - 1
-            counts[names[i] if i >= 0 else "[unknown] [kernel]"] += 1
+            sym, where = names[i].split(" ", 1) if i >= 0 else ("[unknown]", "[kernel]")
         else:
-            rest = f[1].strip() if len(f) > 1 else "[unknown]"
-            sym, _, dso = rest.rpartition(" (")
-            counts[f"{sym or rest} [{dso.rstrip(')').rsplit('/', 1)[-1] or 'user'}]"] += 1
+            # "SYMBOL (DSO)"; the symbol may contain spaces and parentheses, the DSO comes last.
+            sym, _, dso = (f[1].strip() if len(f) > 1 else "").rpartition(" (")
+            where = f"[{dso.rstrip(')').rsplit('/', 1)[-1] or 'user'}]"
+            sym = sym or "[unknown]"
+        counts[(where, sym)] += 1
     if not total:
         sys.exit("perf-flat: no samples")
-    rows = [(n, c) for n, c in counts.most_common() if 100.0 * c / total >= min_pct]
-    mangled = "\n".join(n.split(" ", 1)[0] for n, _ in rows)
+    rows = [(k, c) for k, c in counts.most_common() if 100.0 * c / total >= min_pct]
+    mangled = "\n".join(sym for (_, sym), _ in rows)
     try:
         plain = subprocess.run(["c++filt"], input=mangled, capture_output=True, text=True,
                                check=True).stdout.split("\n")
     except (OSError, subprocess.CalledProcessError):
         plain = mangled.split("\n")
     print(f"# {total} samples; functions with at least {min_pct}% of them")
-    for (name, c), sym in zip(rows, plain):
-        where = name.split(" ", 1)[1]
+    for ((where, _), c), sym in zip(rows, plain):
         print(f"{100.0 * c / total:6.2f}%  {where:18} {sym}")
 
 
