@@ -4,7 +4,8 @@
 #   make run        boot the test kernel and show the pair: load, a call, removal under load
 #   make test       run the selftests in the VM (debug kernel), KTAP output
 #   make check      rustfmt + clippy for the modules, fmt + clippy + unit tests for tools/
-#   make bench      benchmarks in the VM: bench/<flavor>/results.json, results.md, *.svg
+#   make bench      benchmarks in the VM: bench/<flavor>/results.json, results.md, *.svg, and
+#                   bench/results.json (every flavor's results, by flavor)
 #   make profile    perf profiles of the benchmarked paths in the VM: bench/<flavor>/profile/
 #   make kernel     only provision/build the test kernel (cached outside the repository)
 #   make clean
@@ -66,7 +67,7 @@ test: modules negative-control tools
 bench: modules tools
 	@echo "make bench: $(KFLAVOR) kernel; results in bench/$(KFLAVOR)/"
 	VM_TIMEOUT=3600 tools/vm-run.sh --log $(BUILD)/vm-bench.log -- env KFLAVOR=$(KFLAVOR) bench/run.sh
-	tools/target/release/rmc-bench report bench/$(KFLAVOR)/raw --out bench/$(KFLAVOR)
+	tools/target/release/rmc-bench report bench/$(KFLAVOR)/raw --out bench/$(KFLAVOR) --index bench/results.json
 
 # Flat perf profiles (cpu-clock on CPU 0) of each benchmarked path; see README "Benchmarks".
 profile: modules tools

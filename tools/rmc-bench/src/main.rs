@@ -57,6 +57,10 @@ enum Cmd {
         /// Where to write (default: DIR/..).
         #[arg(short, long)]
         out: Option<PathBuf>,
+        /// Also store this run's results.json under its kernel flavor in this index file
+        /// (created if missing; other flavors' entries are kept).
+        #[arg(long)]
+        index: Option<PathBuf>,
     },
 }
 
@@ -316,6 +320,29 @@ fn report(dir: &Path, out: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Puts `results` (a results.json) into `index` under its environment's flavor.
+fn update_index(results: &Path, index: &Path) -> Result<(), String> {
+    let r = read_json(results)?;
+    let flavor = r["environment"]["flavor"]
+        .as_str()
+        .unwrap_or("unknown")
+        .to_string();
+    let mut all = if index.exists() {
+        read_json(index)?
+    } else {
+        serde_json::json!({})
+    };
+    let obj = all
+        .as_object_mut()
+        .ok_or_else(|| format!("{}: not a JSON object", index.display()))?;
+    obj.insert(flavor, r);
+    fs::write(
+        index,
+        serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| format!("{}: {e}", index.display()))
+}
+
 fn err<E: std::fmt::Debug>(e: E) -> String {
     format!("plot: {e:?}")
 }
@@ -517,9 +544,12 @@ fn main() -> ExitCode {
             provider,
             device,
         } => kernel(&device, &provider, iters, cpus, reps, &variant),
-        Cmd::Report { dir, out } => {
+        Cmd::Report { dir, out, index } => {
             let out = out.unwrap_or_else(|| dir.parent().unwrap_or(Path::new(".")).to_path_buf());
-            report(&dir, &out)
+            report(&dir, &out).and_then(|()| match index {
+                Some(index) => update_index(&out.join("results.json"), &index),
+                None => Ok(()),
+            })
         }
     };
     match r {
