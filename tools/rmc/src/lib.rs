@@ -120,14 +120,27 @@ impl Device {
 
     /// Calls `op` with `arg` on the provider whose name buffer is `provider`.
     pub fn call(&self, provider: &[u8; NAME_LEN], op: u32, arg: u64) -> Result<CallArgs, Errno> {
+        self.call_args_ioctl(ioc_call, provider, op, arg)
+    }
+
+    /// Issues `ioc` (`RMC_IOC_CALL` or `RMC_IOC_ECHO`) with a `struct rmc_call` built from the
+    /// arguments; returns the struct as the kernel left it.
+    fn call_args_ioctl(
+        &self,
+        ioc: unsafe fn(nix::libc::c_int, *mut CallArgs) -> nix::Result<nix::libc::c_int>,
+        provider: &[u8; NAME_LEN],
+        op: u32,
+        arg: u64,
+    ) -> Result<CallArgs, Errno> {
         let mut args = CallArgs {
             provider: *provider,
             op,
             arg,
             ..Default::default()
         };
-        // SAFETY: `args` is a valid, writable `struct rmc_call` for the duration of the call.
-        unsafe { ioc_call(self.file.as_raw_fd(), &mut args) }?;
+        // SAFETY: `ioc` is one of the `struct rmc_call` ioctls, and `args` is a valid, writable
+        // `struct rmc_call` for the duration of the call.
+        unsafe { ioc(self.file.as_raw_fd(), &mut args) }?;
         Ok(args)
     }
 
@@ -184,14 +197,8 @@ impl Device {
 
     /// `RMC_IOC_ECHO`: the argument traffic of a call, no provider, no reference; returns `x`.
     pub fn echo(&self, provider: &[u8; NAME_LEN], x: u64) -> Result<u64, Errno> {
-        let mut args = CallArgs {
-            provider: *provider,
-            arg: x,
-            ..Default::default()
-        };
-        // SAFETY: `args` is a valid, writable `struct rmc_call` for the duration of the call.
-        unsafe { ioc_echo(self.file.as_raw_fd(), &mut args) }?;
-        Ok(args.result)
+        self.call_args_ioctl(ioc_echo, provider, OP_COMPUTE, x)
+            .map(|a| a.result)
     }
 
     /// The no-op ioctl: touches no provider and no module reference.
