@@ -31,7 +31,11 @@ use core::{
 use kernel::{
     bindings,
     cpu::CpuId,
-    ffi::c_int,
+    cpumask::Cpumask,
+    ffi::{
+        c_int,
+        c_void, //
+    },
     fs::{
         File,
         Kiocb, //
@@ -59,6 +63,7 @@ use kernel::{
             Release, //
         },
         rcu,
+        Completion,
         Mutex, //
     },
     time::{
@@ -73,6 +78,8 @@ use kernel::{
     },
     uaccess::UserSlice,
 };
+
+use pin_init::stack_pin_init;
 
 #[path = "provider_abi.rs"]
 mod abi;
@@ -803,14 +810,15 @@ struct BenchArgs {
     variant: u32,
     /// Must be 0.
     flags: u32,
-    /// In: iterations (1 to `BENCH_MAX_ITERS`).
+    /// In: iterations per thread (1 to `BENCH_MAX_ITERS`).
     iters: u64,
-    /// Out: nanoseconds the loop took.
+    /// Out: nanoseconds the loop took, summed over the threads that ran it.
     ns: u64,
-    /// Out: CPU the loop started on.
+    /// Out: CPU the calling thread entered the ioctl on.
     cpu: u32,
-    /// Must be 0.
-    reserved: u32,
+    /// In: 0 to run the loop in the calling thread; N to run it in N kthreads at once, one bound
+    /// to each of the first N online CPUs.
+    cpus: u32,
 }
 
 // SAFETY: `repr(C)`, integer fields only, no padding (32+4+4+8+8+4+4 = 64, all naturally aligned):
@@ -827,41 +835,220 @@ const BENCH_GET_PUT: u32 = 1;
 const BENCH_DISPATCH: u32 = 2;
 const BENCH_MAX_ITERS: u64 = 100_000_000;
 
+/// What one benchmark loop needs; the threads of a concurrent run share one.
+struct BenchLoop<'a> {
+    /// Held by the ioctl for the whole run: the provider cannot go while we measure it.
+    provider: &'a ProviderRef,
+    name: &'a [u8],
+    variant: u32,
+    iters: u64,
+    race_window_us: u32,
+}
+
+impl BenchLoop<'_> {
+    /// Runs the loop in the current thread; returns the nanoseconds it took.
+    fn run(&self) -> Result<u64> {
+        let start = Instant::<Monotonic>::now();
+        match self.variant {
+            BENCH_BARE => {
+                for i in 0..self.iters {
+                    black_box(self.provider.compute(i));
+                }
+            }
+            BENCH_GET_PUT => {
+                let owner = self.provider.ops().owner;
+                for i in 0..self.iters {
+                    // SAFETY: Direct protection: `self.provider` holds a reference on `owner`.
+                    let r = unsafe { ModuleRef::try_get(owner) }.ok_or(ENODEV)?;
+                    black_box(self.provider.compute(i));
+                    drop(r);
+                }
+            }
+            BENCH_DISPATCH => {
+                for i in 0..self.iters {
+                    let p = Registry::get(self.name, self.race_window_us)?;
+                    black_box(p.compute(i));
+                }
+            }
+            _ => return Err(EINVAL),
+        }
+        Ok(u64::try_from(start.elapsed().as_nanos()).unwrap_or(0))
+    }
+}
+
 fn ioctl_bench(args: &mut BenchArgs, race_window_us: u32) -> Result {
-    if args.flags != 0 || args.reserved != 0 || args.iters == 0 || args.iters > BENCH_MAX_ITERS {
+    if args.flags != 0 || args.iters == 0 || args.iters > BENCH_MAX_ITERS {
+        return Err(EINVAL);
+    }
+    if !matches!(args.variant, BENCH_BARE | BENCH_GET_PUT | BENCH_DISPATCH) {
         return Err(EINVAL);
     }
     let provider_buf = args.provider;
     let name = user_name(&provider_buf)?;
-    // One reference for the whole run: the provider cannot go while we measure it.
     let provider = Registry::get(name, race_window_us)?;
+    let bench = BenchLoop {
+        provider: &provider,
+        name,
+        variant: args.variant,
+        iters: args.iters,
+        race_window_us,
+    };
     args.cpu = CpuId::current().as_u32();
-    let start = Instant::<Monotonic>::now();
-    match args.variant {
-        BENCH_BARE => {
-            for i in 0..args.iters {
-                black_box(provider.compute(i));
-            }
-        }
-        BENCH_GET_PUT => {
-            let owner = provider.ops().owner;
-            for i in 0..args.iters {
-                // SAFETY: Direct protection: `provider` holds a reference on `owner`.
-                let r = unsafe { ModuleRef::try_get(owner) }.ok_or(ENODEV)?;
-                black_box(provider.compute(i));
-                drop(r);
-            }
-        }
-        BENCH_DISPATCH => {
-            for i in 0..args.iters {
-                let p = Registry::get(name, race_window_us)?;
-                black_box(p.compute(i));
-            }
-        }
-        _ => return Err(EINVAL),
-    }
-    args.ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(0);
+    args.ns = match args.cpus {
+        0 => bench.run()?,
+        n => bench_kthreads(&bench, n)?,
+    };
     Ok(())
+}
+
+/// One kthread's share of a concurrent run. Lives in the ioctl's frame until the thread exited.
+struct BenchJob<'a> {
+    bench: &'a BenchLoop<'a>,
+    /// Counts the threads that reached the start line; the last one completes `all_ready`.
+    ready: &'a Atomic<u32>,
+    threads: u32,
+    all_ready: &'a Completion,
+    start: &'a Completion,
+    /// Out: the thread's loop time.
+    ns: u64,
+}
+
+/// The body of an `rmc_bench/N` kthread: meet the others at the start line, run, report.
+///
+/// # Safety
+///
+/// `data` points to a [`BenchJob`] that no other thread accesses, and that (with everything it
+/// borrows) stays valid until this thread has exited.
+unsafe extern "C" fn bench_thread(data: *mut c_void) -> c_int {
+    // SAFETY: The caller guarantees `data` is a valid `BenchJob` that only we access.
+    let job = unsafe { &mut *data.cast::<BenchJob<'_>>() };
+    // The ordering is provided by the completions' lock; the count only has to be exact.
+    if job.ready.fetch_add(1, Relaxed) + 1 == job.threads {
+        job.all_ready.complete_all();
+    }
+    job.start.wait_for_completion();
+    match job.bench.run() {
+        Ok(ns) => {
+            job.ns = ns;
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Runs `bench` in `n` kthreads at once, one bound to each of the first `n` online CPUs, released
+/// together once all of them are waiting; returns the sum of their loop times.
+///
+/// The jobs and the completions live in this frame; every thread that was created is stopped
+/// (`kthread_stop` waits for it to exit) before this function returns, on every path.
+fn bench_kthreads(bench: &BenchLoop<'_>, n: u32) -> Result<u64> {
+    // CPU hotplug is held off until every thread has exited: a bound kthread whose CPU goes away
+    // would be moved (and logged), and "the first N online CPUs" must stay true while we measure.
+    // SAFETY: Paired with the `cpus_read_unlock` below; nothing in between takes the write side.
+    unsafe { bindings::cpus_read_lock() };
+    let res = bench_kthreads_locked(bench, n);
+    // SAFETY: We took the read lock above.
+    unsafe { bindings::cpus_read_unlock() };
+    res
+}
+
+fn bench_kthreads_locked(bench: &BenchLoop<'_>, n: u32) -> Result<u64> {
+    // SAFETY: `__cpu_online_mask` is a valid, static cpumask; we read it with hotplug held off.
+    let online = unsafe { Cpumask::from_raw(&raw const bindings::__cpu_online_mask) };
+    if n > kernel::cpu::nr_cpu_ids() {
+        return Err(EINVAL);
+    }
+    let threads = usize::try_from(n)?;
+    let mut cpus = KVec::with_capacity(threads, GFP_KERNEL)?;
+    for id in 0..kernel::cpu::nr_cpu_ids() {
+        if cpus.len() == threads {
+            break;
+        }
+        let cpu = CpuId::from_u32(id).ok_or(EINVAL)?;
+        if online.test(cpu) {
+            cpus.push(id, GFP_KERNEL)?;
+        }
+    }
+    if cpus.len() != threads {
+        return Err(EINVAL); // More threads asked for than CPUs are online.
+    }
+
+    let ready = Atomic::new(0u32);
+    stack_pin_init!(let all_ready = Completion::new());
+    let all_ready: &Completion = &all_ready;
+    stack_pin_init!(let start = Completion::new());
+    let start: &Completion = &start;
+    let mut jobs = KVec::with_capacity(threads, GFP_KERNEL)?;
+    for _ in 0..threads {
+        jobs.push(
+            BenchJob {
+                bench,
+                ready: &ready,
+                threads: n,
+                all_ready,
+                start,
+                ns: 0,
+            },
+            GFP_KERNEL,
+        )?;
+    }
+    // No push after this point: the pointers handed to the threads stay valid.
+    let mut tasks: KVec<*mut bindings::task_struct> = KVec::with_capacity(threads, GFP_KERNEL)?;
+    let mut created = Ok(());
+    for (job, &cpu) in jobs.iter_mut().zip(cpus.iter()) {
+        // SAFETY: `bench_thread` accepts exactly a `BenchJob`; each job goes to one thread only,
+        // and every thread has exited before `jobs` (and what it borrows) goes out of scope, as
+        // the `kthread_stop` calls below wait for that. The name format has one `%u`, the CPU.
+        let task = unsafe {
+            bindings::kthread_create_on_cpu(
+                Some(bench_thread),
+                ptr::from_mut(job).cast(),
+                cpu,
+                c"rmc_bench/%u".as_char_ptr(),
+            )
+        };
+        match kernel::error::from_err_ptr(task) {
+            Ok(task) => {
+                // Our own reference: the thread may exit on its own before we stop it, and
+                // `kthread_stop` needs its task to still exist then.
+                // SAFETY: `task` is a valid task just created.
+                unsafe { bindings::get_task_struct(task) };
+                // Cannot fail: the capacity is `threads`.
+                if let Err(e) = tasks.push(task, GFP_NOWAIT) {
+                    // SAFETY: Created, never woken: stopping it exits it without running
+                    // `bench_thread`; then we drop the reference taken above.
+                    unsafe { bindings::kthread_stop_put(task) };
+                    created = Err(e.into());
+                    break;
+                }
+            }
+            Err(e) => {
+                created = Err(e);
+                break;
+            }
+        }
+    }
+    if created.is_ok() {
+        for &task in tasks.iter() {
+            // SAFETY: `task` is a created kthread on which we hold a reference.
+            unsafe { bindings::wake_up_process(task) };
+        }
+        all_ready.wait_for_completion();
+        start.complete_all();
+    }
+    // Threads never woken exit without running `bench_thread` (only on the error path above);
+    // the others are waited for until they have returned from it.
+    let mut first_err = created;
+    for &task in tasks.iter() {
+        // SAFETY: We hold a reference on `task`, a kthread; `kthread_stop_put` waits for it to
+        // exit, returns what its function returned and drops our reference.
+        let ret = unsafe { bindings::kthread_stop_put(task) };
+        if ret != 0 && first_err.is_ok() {
+            first_err = Err(Error::from_errno(ret));
+        }
+    }
+    first_err?;
+    Ok(jobs.iter().map(|j| j.ns).sum())
 }
 
 // ------------------------------------------------------------------------------------------------

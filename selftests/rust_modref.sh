@@ -42,6 +42,7 @@ ALL_CASES=(
 	load_pair
 	registry
 	calls_verified
+	bench_kthreads
 	no_provider_enodev
 	inflight_blocks_removal
 	patient_removal_under_load
@@ -394,6 +395,54 @@ test_calls_verified() {
 	local rc=$?
 	sed 's/^/# load: /' "$TMP/load.txt"
 	[ $rc -eq 0 ] || fail "rmc-load: exit $rc"
+}
+
+# kthreads_placed: how many rmc_bench/K kthreads run on CPU K now (field 39 of /proc/PID/stat).
+kthreads_placed() {
+	local d comm st c=0
+	for d in /proc/[0-9]*; do
+		read -r comm <"$d/comm" 2>/dev/null || continue
+		[[ $comm == rmc_bench/* ]] || continue
+		st=$(<"$d/stat") 2>/dev/null || continue
+		st=(${st##*) })
+		[ "${st[36]}" = "${comm#rmc_bench/}" ] && c=$((c + 1))
+	done
+	echo $c
+}
+
+# The in-kernel benchmark runs one kthread bound to each online CPU, all released together, and
+# every iteration of the full dispatch is a real, counted reference: the totals must grow by
+# exactly threads x iterations (+1 for the run's own reference). More threads than online CPUs
+# is EINVAL.
+test_bench_kthreads() {
+	local n iters=300000 before after seen=0 c rc want
+	ensure_pair || fail "loading the pair failed" || return
+	[ -x "$TOOLS_DIR/rmc-bench" ] || { skip "$TOOLS_DIR/rmc-bench not built (make tools)"; return 0; }
+	n=$(nproc)
+	before=$(stat_of refs_taken)
+	"$TOOLS_DIR/rmc-bench" kernel -n $iters --reps 1 --cpus "$n" --exact --variant c \
+		>"$TMP/bench.json" 2>"$TMP/bench.err" &
+	local pid=$!
+	BG_PIDS+=("$pid")
+	# While it runs, all n threads must be seen, each on its own CPU.
+	while kill -0 "$pid" 2>/dev/null && [ "$seen" -lt "$n" ]; do
+		c=$(kthreads_placed)
+		[ "$c" -gt "$seen" ] && seen=$c
+		nap 0.05
+	done
+	wait_pid "$pid" 60
+	rc=$?
+	sed 's/^/# bench: /' "$TMP/bench.err"
+	[ $rc -eq 0 ] || fail "rmc-bench exited $rc" || return
+	[ "$seen" -eq "$n" ] || fail "saw $seen of $n rmc_bench/K kthreads on their CPU K" || return
+	after=$(stat_of refs_taken)
+	want=$((n * iters + 1))
+	ktap_print_msg "$n kthreads on their CPUs; refs_taken +$((after - before)) (want $want)"
+	[ $((after - before)) -eq "$want" ] || fail "refs_taken grew by $((after - before)), not $want" || return
+	[ "$(stat_of refs_held)" -eq 0 ] || fail "refs_held is $(stat_of refs_held) after the run" || return
+	"$TOOLS_DIR/rmc-bench" kernel -n 10 --reps 1 --cpus $((n + 1)) --exact --variant a \
+		>/dev/null 2>"$TMP/bench.err" && fail "$((n + 1)) threads on $n CPUs accepted" && return
+	grep -q EINVAL "$TMP/bench.err" || fail "$((n + 1)) threads: $(cat "$TMP/bench.err")"
 }
 
 # Without a provider every call gets ENODEV, and the consumer does not fill the log about it.

@@ -3,8 +3,8 @@
 //! `rmc-bench`: what the module reference discipline costs.
 //!
 //! `rmc-bench kernel` runs the consumer's in-kernel microbenchmark (`RMC_IOC_BENCH`) for the three
-//! variants, on 1 CPU and on 1..=N CPUs at once (one thread pinned per CPU, released together by a
-//! barrier, each running the loop inside the kernel). `rmc-bench report DIR` turns the raw JSON
+//! variants on 1..=N CPUs at once: the consumer starts one kthread bound to each CPU and releases
+//! them together once all are waiting. `rmc-bench report DIR` turns the raw JSON
 //! files `bench/run.sh` leaves in DIR into `results.json`, a Markdown table and SVG plots.
 
 use std::{
@@ -12,11 +12,9 @@ use std::{
     fs,
     path::{Path, PathBuf},
     process::ExitCode,
-    sync::Barrier,
 };
 
 use clap::{Parser, Subcommand};
-use nix::sched::{sched_setaffinity, CpuSet};
 use plotters::prelude::*;
 use rmc::{Device, BENCH_BARE, BENCH_DISPATCH, BENCH_GET_PUT};
 use serde::{Deserialize, Serialize};
@@ -40,6 +38,9 @@ enum Cmd {
         /// Highest number of CPUs to run on at once (default: all online).
         #[arg(long)]
         cpus: Option<usize>,
+        /// Run only the point at CPUS, not every count from 1 up to it.
+        #[arg(long, requires = "cpus")]
+        exact: bool,
         /// Repetitions of each point; the median is reported.
         #[arg(long, default_value_t = 3)]
         reps: usize,
@@ -103,7 +104,8 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-/// One run: `cpus` threads, thread i pinned to CPU i, released together; mean ns/op.
+/// One run: `cpus` kthreads in the consumer, one bound to each of the first `cpus` online CPUs,
+/// released together; the mean ns/op over the threads.
 fn run_point(
     dev: &Device,
     provider: &[u8; rmc::NAME_LEN],
@@ -111,33 +113,16 @@ fn run_point(
     cpus: usize,
     iters: u64,
 ) -> Result<f64, String> {
-    let barrier = Barrier::new(cpus);
-    let results: Vec<Result<u64, String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..cpus)
-            .map(|cpu| {
-                let barrier = &barrier;
-                s.spawn(move || {
-                    let mut set = CpuSet::new();
-                    set.set(cpu).map_err(|e| e.to_string())?;
-                    sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
-                        .map_err(|e| format!("pinning to CPU {cpu}: {e}"))?;
-                    barrier.wait();
-                    dev.bench(provider, variant, iters)
-                        .map(|a| a.ns)
-                        .map_err(|e| format!("RMC_IOC_BENCH: {e}"))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err("thread panicked".into())))
-            .collect()
-    });
-    let mut sum = 0.0;
-    for r in results {
-        sum += r? as f64 / iters as f64;
-    }
-    Ok(sum / cpus as f64)
+    let n = u32::try_from(cpus).map_err(|_| format!("{cpus} CPUs: too many"))?;
+    let a = dev.bench(provider, variant, iters, n).map_err(|e| {
+        let hint = if e == nix::errno::Errno::EINVAL {
+            " (more CPUs than are online?)"
+        } else {
+            ""
+        };
+        format!("RMC_IOC_BENCH on {cpus} CPUs: {e}{hint}")
+    })?;
+    Ok(a.ns as f64 / (iters as f64 * cpus as f64))
 }
 
 fn kernel(
@@ -145,6 +130,7 @@ fn kernel(
     provider: &str,
     iters: u64,
     cpus: Option<usize>,
+    exact: bool,
     reps: usize,
     only: &[u32],
 ) -> Result<(), String> {
@@ -152,7 +138,8 @@ fn kernel(
     let name = rmc::name_buf(provider).ok_or("bad provider name")?;
     let max = cpus.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mut points = Vec::new();
-    for n in 1..=max {
+    let min = if exact { max } else { 1 };
+    for n in min..=max {
         for (v, vname) in VARIANTS {
             if !only.is_empty() && !only.contains(&v) {
                 continue;
@@ -539,11 +526,12 @@ fn main() -> ExitCode {
         Cmd::Kernel {
             iters,
             cpus,
+            exact,
             reps,
             variant,
             provider,
             device,
-        } => kernel(&device, &provider, iters, cpus, reps, &variant),
+        } => kernel(&device, &provider, iters, cpus, exact, reps, &variant),
         Cmd::Report { dir, out, index } => {
             let out = out.unwrap_or_else(|| dir.parent().unwrap_or(Path::new(".")).to_path_buf());
             report(&dir, &out).and_then(|()| match index {

@@ -59,7 +59,8 @@ pub struct BenchArgs {
     pub iters: u64,
     pub ns: u64,
     pub cpu: u32,
-    pub reserved: u32,
+    /// 0: run in the calling thread; N: in N kthreads, one on each of the first N online CPUs.
+    pub cpus: u32,
 }
 
 /// `struct rmc_bench` variants: (a) bare indirect call, (b) get + call + put, (c) full dispatch.
@@ -177,17 +178,21 @@ impl Device {
         Errno::result(r)
     }
 
-    /// Runs `iters` iterations of a microbenchmark variant in the kernel; returns the filled args.
+    /// Runs `iters` iterations of a microbenchmark variant in the kernel, in the calling thread
+    /// (`cpus` = 0) or in `cpus` kthreads at once (one per online CPU, `iters` each); returns the
+    /// filled args (`ns` is the loop time summed over the threads).
     pub fn bench(
         &self,
         provider: &[u8; NAME_LEN],
         variant: u32,
         iters: u64,
+        cpus: u32,
     ) -> Result<BenchArgs, Errno> {
         let mut a = BenchArgs {
             provider: *provider,
             variant,
             iters,
+            cpus,
             ..Default::default()
         };
         // SAFETY: `a` is a valid, writable `struct rmc_bench` for the duration of the call.
