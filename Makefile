@@ -10,7 +10,8 @@
 #   make kernel     only provision/build the test kernel (cached outside the repository)
 #   make clean
 #
-# Variables: KDIR=<your Rust-enabled kernel build>, KVER=7.3, LLVM=-19, VM_CPUS=4, VM_TIMEOUT=...
+# Variables: KDIR=<your Rust-enabled kernel build>, KVER=7.3, LLVM=-19, VM_CPUS=4, VM_TIMEOUT=...,
+#            KFLAVOR=debug|fast|inline (inline: fast + C helpers inlined into Rust, INLINE_RUSTC=1.85.0)
 
 KVER ?= 7.3
 LLVM ?= -19
@@ -25,7 +26,14 @@ endif
 
 # The real path, resolved when the recipe runs: build/kdir is a symlink that `make kernel` points at
 # the debug or fast build, and Kbuild must see which one to rebuild the modules when it changes.
-KMAKE = $(MAKE) -C $$(readlink -f $(KDIR)) M=$(CURDIR) LLVM=$(LLVM)
+KMAKE = $(RUST_ENV) $(MAKE) -C $$(readlink -f $(KDIR)) M=$(CURDIR) LLVM=$(LLVM)
+# KFLAVOR=inline builds kernel and modules with a rustc on clang's LLVM version (scripts/kernel.sh);
+# only the kernel and module builds use it, the tools keep the default toolchain.
+INLINE_RUSTC ?= 1.85.0
+export INLINE_RUSTC
+ifeq ($(KFLAVOR),inline)
+RUST_ENV := RUSTUP_TOOLCHAIN=$(INLINE_RUSTC)
+endif
 CARGO ?= cargo
 NEG_DIR := $(BUILD)/negative-control
 
@@ -49,7 +57,7 @@ kernel:
 negative-control: $(KERNEL_DEP)
 	@mkdir -p $(NEG_DIR)
 	@cp -u Kbuild rust_consumer.rs rust_provider.rs provider_abi.rs $(NEG_DIR)/
-	$(MAKE) -C $$(readlink -f $(KDIR)) M=$(NEG_DIR) LLVM=$(LLVM) UNSAFE_SKIP_MODULE_GET=1 modules
+	$(RUST_ENV) $(MAKE) -C $$(readlink -f $(KDIR)) M=$(NEG_DIR) LLVM=$(LLVM) UNSAFE_SKIP_MODULE_GET=1 modules
 
 tools:
 	scripts/build-tools.sh

@@ -83,6 +83,35 @@ impl ProviderOps {
     pub(crate) fn is_named(&self, name: &[u8]) -> bool {
         self.name.get(..name.len()) == Some(name) && self.name.get(name.len()) == Some(&0)
     }
+
+    /// Whether the table is called `key`, a name NUL-padded to [`NAME_LEN`] like every
+    /// registered table's (the consumer checks the padding at registration): four 8-byte
+    /// compares, inline, no call to `memcmp` (this is the registry lookup's hot path).
+    #[inline]
+    pub(crate) fn has_key(&self, key: &[u8; NAME_LEN]) -> bool {
+        let (a, b) = (name_words(&self.name), name_words(key));
+        // Not `a == b`: rustc lowers array equality to a `bcmp` call.
+        ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) == 0
+    }
+
+    /// Whether every byte after the name's first NUL is a NUL too (what [`Self::has_key`]
+    /// needs); false when there is no NUL at all.
+    pub(crate) fn is_nul_padded(&self) -> bool {
+        match self.name.iter().position(|&b| b == 0) {
+            Some(len) => self.name[len..].iter().all(|&b| b == 0),
+            None => false,
+        }
+    }
+}
+
+const _: () = assert!(NAME_LEN == 32);
+
+/// A name buffer as four native-endian words, for comparing it without a loop or a call.
+#[inline]
+fn name_words(buf: &[u8; NAME_LEN]) -> [u64; 4] {
+    // SAFETY: `buf` is 32 readable bytes (asserted above), the read is unaligned-tolerant, and
+    // every bit pattern is a valid `[u64; 4]`.
+    unsafe { core::ptr::read_unaligned(buf.as_ptr().cast::<[u64; 4]>()) }
 }
 
 /// The bytes of a NUL-padded name, up to its first NUL.

@@ -67,7 +67,10 @@ use kernel::{
         Mutex, //
     },
     time::{
-        delay::udelay,
+        delay::{
+            fsleep,
+            udelay, //
+        },
         Delta,
         Instant,
         Monotonic, //
@@ -300,8 +303,12 @@ static RETIRED: Stats = Stats::new();
 
 /// Bit `i` set: slot `i` holds a table. Written only with `REGISTRY_LOCK` held; readers use it
 /// to skip empty slots (a stale bit costs one extra slot load, the slot's `ops` decides).
-static REGISTERED: Atomic<u32> = Atomic::new(0);
-const _: () = assert!(MAX_PROVIDERS <= 32);
+///
+/// 64 bits although 8 are used: on 7.3 a module's `Atomic<u32>` operations call the kernel
+/// crate's shared, out-of-line `AtomicRepr<i32>::as_ptr`, while `Atomic<u64>` ones compile to a
+/// plain `mov` (seen in `objdump -dr rust_consumer.ko`); this load is on every call's path.
+static REGISTERED: Atomic<u64> = Atomic::new(0);
+const _: () = assert!(MAX_PROVIDERS <= 64);
 
 kernel::sync::global_lock! {
     // SAFETY: Initialised by `RustConsumer::init` before the device exists and before any
@@ -336,7 +343,7 @@ impl Registry {
     /// `race_window_us` is the test hook (0 but in the selftest, see the module parameter).
     /// Fails with `ENODEV` when no such provider is registered or it is going away.
     #[inline]
-    fn get(name: &[u8], race_window_us: u32) -> Result<ProviderRef> {
+    fn get(key: &[u8; NAME_LEN], race_window_us: u32) -> Result<ProviderRef> {
         let shard = ShardIdx::current();
         let rcu = rcu::read_lock();
         let mut registered = REGISTERED.load(Acquire);
@@ -351,7 +358,7 @@ impl Registry {
             // SAFETY: We are in an RCU read-side critical section and `ops` was loaded from a
             // slot: by the `Slot` invariant it stays valid until at least the end of it.
             let table = unsafe { &*ops };
-            if !table.is_named(name) {
+            if !table.has_key(key) {
                 continue;
             }
             // Test hook (0 by default): stretch the window in which only RCU protects the table.
@@ -398,7 +405,7 @@ impl Registry {
             return Err(EINVAL);
         }
         let name = table.name();
-        if name.is_empty() || name.len() == NAME_LEN {
+        if name.is_empty() || !table.is_nul_padded() {
             return Err(EINVAL);
         }
         let mut in_use = REGISTRY_LOCK.lock();
@@ -612,8 +619,8 @@ struct Reply {
 }
 
 /// Calls `op` on the provider called `name`, under a reference on its module.
-fn call(name: &[u8], op: Op, race_window_us: u32) -> Result<Reply> {
-    let provider = Registry::get(name, race_window_us)?;
+fn call(key: &[u8; NAME_LEN], op: Op, race_window_us: u32) -> Result<Reply> {
+    let provider = Registry::get(key, race_window_us)?;
     let mut result = 0;
     let outcome = match op {
         Op::Compute(x) => {
@@ -719,6 +726,12 @@ fn user_name(buf: &[u8; NAME_LEN]) -> Result<&[u8]> {
     }
 }
 
+/// The lookup key ([`Registry::get`]) of a NUL-terminated name from userspace: the name
+/// NUL-padded to `NAME_LEN`, whatever followed its NUL in the user's buffer.
+fn user_key(buf: &[u8; NAME_LEN]) -> Result<[u8; NAME_LEN]> {
+    abi::name_buf(user_name(buf)?).ok_or(EINVAL)
+}
+
 /// Reads a `T` from the ioctl argument, lets `f` update it, and writes it back.
 fn ioctl_inout<T: FromBytes + AsBytes>(
     arg: usize,
@@ -766,7 +779,7 @@ fn ioctl_call(arg: usize, race_window_us: u32, echo: bool) -> Result<isize> {
         OP_DESCRIBE => Op::Describe,
         _ => return Err(EINVAL),
     };
-    let name = user_name(&args.provider)?;
+    let key = user_key(&args.provider)?;
     let out = if echo {
         CallOut {
             result: args.arg,
@@ -774,7 +787,7 @@ fn ioctl_call(arg: usize, race_window_us: u32, echo: bool) -> Result<isize> {
             version: 0,
         }
     } else {
-        let reply = call(name, op, race_window_us)?;
+        let reply = call(&key, op, race_window_us)?;
         CallOut {
             result: reply.result,
             instance_id: reply.info.instance_id,
@@ -839,7 +852,7 @@ const BENCH_MAX_ITERS: u64 = 100_000_000;
 struct BenchLoop<'a> {
     /// Held by the ioctl for the whole run: the provider cannot go while we measure it.
     provider: &'a ProviderRef,
-    name: &'a [u8],
+    key: &'a [u8; NAME_LEN],
     variant: u32,
     iters: u64,
     race_window_us: u32,
@@ -866,7 +879,7 @@ impl BenchLoop<'_> {
             }
             BENCH_DISPATCH => {
                 for i in 0..self.iters {
-                    let p = Registry::get(self.name, self.race_window_us)?;
+                    let p = Registry::get(self.key, self.race_window_us)?;
                     black_box(p.compute(i));
                 }
             }
@@ -883,12 +896,11 @@ fn ioctl_bench(args: &mut BenchArgs, race_window_us: u32) -> Result {
     if !matches!(args.variant, BENCH_BARE | BENCH_GET_PUT | BENCH_DISPATCH) {
         return Err(EINVAL);
     }
-    let provider_buf = args.provider;
-    let name = user_name(&provider_buf)?;
-    let provider = Registry::get(name, race_window_us)?;
+    let key = user_key(&args.provider)?;
+    let provider = Registry::get(&key, race_window_us)?;
     let bench = BenchLoop {
         provider: &provider,
-        name,
+        key: &key,
         variant: args.variant,
         iters: args.iters,
         race_window_us,
@@ -906,6 +918,8 @@ struct BenchJob<'a> {
     bench: &'a BenchLoop<'a>,
     /// Counts the threads that reached the start line; the last one completes `all_ready`.
     ready: &'a Atomic<u32>,
+    /// Counts the threads that are done with their job (the last thing each one touches).
+    done: &'a Atomic<u32>,
     threads: u32,
     all_ready: &'a Completion,
     start: &'a Completion,
@@ -927,13 +941,16 @@ unsafe extern "C" fn bench_thread(data: *mut c_void) -> c_int {
         job.all_ready.complete_all();
     }
     job.start.wait_for_completion();
-    match job.bench.run() {
+    let ret = match job.bench.run() {
         Ok(ns) => {
             job.ns = ns;
             0
         }
         Err(e) => e.to_errno(),
-    }
+    };
+    // Release: `job.ns` is written before the ioctl sees this thread as done.
+    job.done.fetch_add(1, Release);
+    ret
 }
 
 /// Runs `bench` in `n` kthreads at once, one bound to each of the first `n` online CPUs, released
@@ -974,6 +991,7 @@ fn bench_kthreads_locked(bench: &BenchLoop<'_>, n: u32) -> Result<u64> {
     }
 
     let ready = Atomic::new(0u32);
+    let done = Atomic::new(0u32);
     stack_pin_init!(let all_ready = Completion::new());
     let all_ready: &Completion = &all_ready;
     stack_pin_init!(let start = Completion::new());
@@ -984,6 +1002,7 @@ fn bench_kthreads_locked(bench: &BenchLoop<'_>, n: u32) -> Result<u64> {
             BenchJob {
                 bench,
                 ready: &ready,
+                done: &done,
                 threads: n,
                 all_ready,
                 start,
@@ -1035,6 +1054,11 @@ fn bench_kthreads_locked(bench: &BenchLoop<'_>, n: u32) -> Result<u64> {
         }
         all_ready.wait_for_completion();
         start.complete_all();
+        // Wait in short sleeps rather than in one uninterruptible wait: a long run (up to
+        // `BENCH_MAX_ITERS` per thread) must not look like a hung task to the watchdog.
+        while done.load(Acquire) < n {
+            fsleep(Delta::from_millis(10));
+        }
     }
     // Threads never woken exit without running `bench_thread` (only on the error path above);
     // the others are waited for until they have returned from it.
@@ -1138,9 +1162,7 @@ fn text_request(req: &[u8], out: &mut Answer, race_window_us: u32) -> Result {
     match cmd {
         b"compute" | b"hold" | b"describe" => {
             let name = words.next().ok_or(EINVAL)?;
-            if name.len() >= NAME_LEN {
-                return Err(EINVAL);
-            }
+            let key = abi::name_buf(name).ok_or(EINVAL)?;
             let op = match cmd {
                 b"compute" => Op::Compute(parse_u64(words.next().ok_or(EINVAL)?)?),
                 b"hold" => {
@@ -1152,7 +1174,7 @@ fn text_request(req: &[u8], out: &mut Answer, race_window_us: u32) -> Result {
             if words.next().is_some() {
                 return Err(EINVAL);
             }
-            let reply = call(name, op, race_window_us)?;
+            let reply = call(&key, op, race_window_us)?;
             let id = reply.info.instance_id;
             match op {
                 Op::Compute(x) => writeln!(

@@ -31,8 +31,9 @@ cat >"$raw/env.json" <<EOT
  "iters": $iters, "seconds_per_throughput_run": $secs, "removal_reps": $reps}
 EOT
 
-log "in-kernel microbenchmark ($iters iterations per thread, median of 3)"
-"$bin/rmc-bench" kernel -n "$iters" >"$raw/kernel.json" || exit 1
+kreps=${BENCH_KERNEL_REPS:-5}
+log "in-kernel microbenchmark ($iters iterations per thread, median of $kreps interleaved runs)"
+"$bin/rmc-bench" kernel -n "$iters" --reps "$kreps" >"$raw/kernel.json" || exit 1
 
 for t in 1 2 4; do
 	for mix in nop echo compute; do

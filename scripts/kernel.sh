@@ -7,8 +7,9 @@
 # On success build/kdir points at the kernel build tree (KDIR for the modules) and build/kernel.env
 # describes it.
 #
-# Environment: KVER (default 7.3), KFLAVOR=debug|fast (default debug), LLVM (default -19),
-# RMR_CACHE (default ~/.cache/rust-modref), RMR_REFRESH=1 to ask Debian for a newer source package.
+# Environment: KVER (default 7.3), KFLAVOR=debug|fast|inline (default debug), LLVM (default -19),
+# INLINE_RUSTC (KFLAVOR=inline's rustc, default 1.85.0), RMR_CACHE (default ~/.cache/rust-modref),
+# RMR_REFRESH=1 to ask Debian for a newer source package.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -16,8 +17,28 @@ set -euo pipefail
 case "$KFLAVOR" in
 debug) FRAGMENTS=(vm rust debug) ;;
 fast)  FRAGMENTS=(vm rust) ;;
-*) die "KFLAVOR must be 'debug' (KASAN, lockdep: the test kernel) or 'fast' (for benchmarks), not '$KFLAVOR'" ;;
+inline) FRAGMENTS=(vm rust inline) ;;
+*) die "KFLAVOR must be 'debug' (KASAN, lockdep: the test kernel), 'fast' (for benchmarks) or
+'inline' (fast, with the C helpers inlined into Rust), not '$KFLAVOR'" ;;
 esac
+
+# Inlining the C helpers links rustc's LLVM bitcode with clang's: both need the same LLVM major
+# version. Debian 12's clang-19 pairs with rustc 1.85 (LLVM 19.1.7), which the kernel still accepts.
+if [ "$KFLAVOR" = inline ]; then
+	: "${INLINE_RUSTC:=1.85.0}"
+	need rustup "rustup (https://rustup.rs)"
+	if ! rustup run "$INLINE_RUSTC" rustc --version >/dev/null 2>&1; then
+		log "rustup toolchain install $INLINE_RUSTC (for KFLAVOR=inline, about a minute)"
+		rustup toolchain install "$INLINE_RUSTC" --profile minimal -c rust-src >/dev/null ||
+			die "rustup toolchain install $INLINE_RUSTC failed"
+	fi
+	export RUSTUP_TOOLCHAIN=$INLINE_RUSTC
+	rust_llvm=$(rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
+	clang_llvm=$("clang$LLVM" -dumpversion | cut -d. -f1)
+	[ "$rust_llvm" = "$clang_llvm" ] || die "KFLAVOR=inline needs rustc and clang on one LLVM major version:
+rustc $INLINE_RUSTC has LLVM $rust_llvm, clang$LLVM has LLVM $clang_llvm. Set INLINE_RUSTC to a
+rustc release built on LLVM $clang_llvm (or LLVM= to a clang matching rustc)."
+fi
 
 "$RMR_TOP/scripts/provision-host.sh"
 
@@ -143,6 +164,7 @@ KERNELVERSION=$kernelversion
 SOURCE_PACKAGE=linux-source-$KVER $src_pkgver
 KFLAVOR=$KFLAVOR
 LLVM=$LLVM
+RUSTC=$(rustc --version)
 BZIMAGE=$out/arch/x86/boot/bzImage
 EOT
 echo "$out"

@@ -139,19 +139,24 @@ fn kernel(
     let max = cpus.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mut points = Vec::new();
     let min = if exact { max } else { 1 };
+    let variants: Vec<_> = VARIANTS
+        .iter()
+        .filter(|(v, _)| only.is_empty() || only.contains(v))
+        .collect();
     for n in min..=max {
-        for (v, vname) in VARIANTS {
-            if !only.is_empty() && !only.contains(&v) {
-                continue;
+        // Repetitions interleave the variants (a b c a b c ...): the emulator's slow spells then
+        // hit every variant alike instead of skewing one of them.
+        let mut r = vec![Vec::new(); variants.len()];
+        for _ in 0..reps.max(1) {
+            for (i, (v, _)) in variants.iter().enumerate() {
+                r[i].push(run_point(&dev, &name, *v, n, iters)?);
             }
-            let mut r = Vec::new();
-            for _ in 0..reps.max(1) {
-                r.push(run_point(&dev, &name, v, n, iters)?);
-            }
+        }
+        for ((_, vname), r) in variants.iter().zip(r) {
             let ns = median(&mut r.clone());
             eprintln!("{vname:16} cpus={n} {ns:8.1} ns/op  (reps {r:.1?})");
             points.push(KernelPoint {
-                variant: vname.into(),
+                variant: (*vname).into(),
                 cpus: n,
                 ns_per_op: ns,
                 reps: r,
