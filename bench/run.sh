@@ -35,11 +35,15 @@ kreps=${BENCH_KERNEL_REPS:-5}
 log "in-kernel microbenchmark ($iters iterations per thread, median of $kreps interleaved runs)"
 "$bin/rmc-bench" kernel -n "$iters" --reps "$kreps" >"$raw/kernel.json" || exit 1
 
+# Userspace throughput in rounds of 1 s per mix, the mixes interleaved within a round, so that the
+# emulator's slow spells hit all three alike; the report takes medians over the rounds.
 for t in 1 2 4; do
-	for mix in nop echo compute; do
-		log "userspace: $mix, $t thread(s), ${secs} s"
-		"$bin/rmc-load" -j "$t" -d "$secs" --mix "$mix=1" --allow none --json >"$raw/user-$mix-$t.json" 2>/dev/null ||
-			{ log "rmc-load $mix $t failed"; exit 1; }
+	log "userspace: nop, echo, compute at $t thread(s): $secs rounds of 1 s each"
+	for r in $(seq "$secs"); do
+		for mix in nop echo compute; do
+			"$bin/rmc-load" -j "$t" -d 1 --mix "$mix=1" --allow none --json >"$raw/user-$mix-$t-$r.json" 2>/dev/null ||
+				{ log "rmc-load $mix $t failed"; exit 1; }
+		done
 	done
 done
 
@@ -56,6 +60,25 @@ load_start() { "$bin/rmc-load" -j 4 -d 600 >/dev/null 2>&1 & load_pid=$!; nap 1;
 load_stop() { kill -TERM "$load_pid"; wait "$load_pid"; }
 declare -A samples
 sample() { samples[$1]+="$2 "; }
+# syscalls NAME MODE CMD...: run CMD under strace, which stops it only at delete_module, and take
+# the tool's time from entering its first delete_module to returning from its last: a removal
+# strategy's own time, free of process start-up (which under load is most of "external"), on the
+# same footing for both tools. Also records how many attempts it made.
+have_strace=$(command -v strace || true)
+[ -n "$have_strace" ] || log "strace not found (Debian: apt-get install strace): no *_syscalls samples"
+syscalls() {
+	local name=$1 mode=$2 st=$tmp/strace.txt
+	shift 2
+	if [ -z "$have_strace" ]; then "$@"; return; fi
+	strace -q --seccomp-bpf -f -ttt -T -e trace=delete_module -o "$st" "$@"
+	local rc=$?
+	sample "${name}_${mode}_syscalls" "$(awk '/delete_module\("rust_provider"/ {
+		if (!n++) first = $2 + 0
+		last = $2 + 0; d = $NF; gsub(/[<>]/, "", d); end = last + d
+	} END { if (n) printf "%.1f", (end - first) * 1000 }' "$st")"
+	sample "${name}_${mode}_attempts" "$(grep -c 'delete_module("rust_provider"' "$st")"
+	return $rc
+}
 for i in $(seq "$reps"); do
 	for mode in idle load; do
 		log "removal $i/$reps, $mode"
@@ -70,6 +93,16 @@ for i in $(seq "$reps"); do
 		sample "provider_exit_${mode}" "$(dmesg -t | sed -n 's/.*(exit) unregistered .* in \([0-9]*\) us.*/\1/p' |
 			tail -n1 | awk '{printf "%.3f", $1 / 1000}')"
 		insmod rust_provider.ko
+		# The same under strace (a separate removal: strace's start-up is not part of any sample).
+		[ $mode = load ] && load_start
+		syscalls rmmod_wait "$mode" "$bin/rmmod-wait" --wait --timeout 30 rust_provider
+		[ $mode = load ] && load_stop
+		insmod rust_provider.ko
+		[ $mode = load ] && load_start
+		syscalls modprobe_wait "$mode" timeout 30 modprobe -d "$modroot" -r --wait 20000 rust_provider
+		[ $mode = load ] && load_stop
+		[ -d /sys/module/rust_consumer ] || insmod rust_consumer.ko
+		[ -d /sys/module/rust_provider ] || insmod rust_provider.ko
 		# modprobe -r --wait (kmod), same situation
 		[ $mode = load ] && load_start
 		t0=$(now_ms)
