@@ -79,11 +79,6 @@ impl ProviderOps {
         name_bytes(&self.name)
     }
 
-    /// Whether the table is called `name`: compares `name.len() + 1` bytes, no scan for the NUL.
-    pub(crate) fn is_named(&self, name: &[u8]) -> bool {
-        self.name.get(..name.len()) == Some(name) && self.name.get(name.len()) == Some(&0)
-    }
-
     /// Whether the table is called `key`, a name NUL-padded to [`NAME_LEN`] like every
     /// registered table's (the consumer checks the padding at registration): four 8-byte
     /// compares, inline, no call to `memcmp` (this is the registry lookup's hot path).

@@ -413,7 +413,7 @@ impl Registry {
             let cur = slot.ops.load(Relaxed);
             // SAFETY: A table stays valid while it is in a slot, and we hold the lock that
             // keeps it there.
-            if !cur.is_null() && unsafe { (*cur).is_named(name) } {
+            if !cur.is_null() && unsafe { (*cur).has_key(&table.name) } {
                 return Err(EEXIST);
             }
         }
@@ -478,6 +478,8 @@ impl Registry {
     ///
     /// Fails with `ENODEV` when `name` is not registered.
     fn stats(name: &[u8]) -> Result<StatsOut> {
+        // A name too long to be registered is not registered.
+        let key = abi::name_buf(name).ok_or(ENODEV)?;
         // The lock keeps tables in their slots and `unregister` from moving counters meanwhile.
         let _in_use = REGISTRY_LOCK.lock();
         let mut out = if name.is_empty() {
@@ -492,7 +494,7 @@ impl Registry {
                     let ops = s.ops.load(Relaxed);
                     // SAFETY: A table stays valid while it is in a slot, and we hold the lock
                     // that keeps it there.
-                    !ops.is_null() && unsafe { (*ops).is_named(name) }
+                    !ops.is_null() && unsafe { (*ops).has_key(&key) }
                 })
                 .ok_or(ENODEV)?;
             Stats::sum(core::iter::once(&slot.stats))

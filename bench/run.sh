@@ -60,17 +60,20 @@ load_start() { "$bin/rmc-load" -j 4 -d 600 >/dev/null 2>&1 & load_pid=$!; nap 1;
 load_stop() { kill -TERM "$load_pid"; wait "$load_pid"; }
 declare -A samples
 sample() { samples[$1]+="$2 "; }
-# syscalls NAME MODE CMD...: run CMD under strace, which stops it only at delete_module, and take
-# the tool's time from entering its first delete_module to returning from its last: a removal
-# strategy's own time, free of process start-up (which under load is most of "external"), on the
-# same footing for both tools. Also records how many attempts it made.
+# syscalls NAME MODE CMD...: run CMD under strace and take the tool's time from entering its first
+# delete_module to returning from its last: a removal strategy's own time, free of process
+# start-up (which under load is most of "external"), on the same footing for both tools. Also
+# records how many attempts it made. strace stops the tool only at delete_module when the kernel
+# has seccomp filters (CONFIG_SECCOMP_FILTER; the benchmark kernels do not), else at every syscall.
 have_strace=$(command -v strace || true)
 [ -n "$have_strace" ] || log "strace not found (Debian: apt-get install strace): no *_syscalls samples"
+strace_opts=(-q -f -ttt -T -e trace=delete_module)
+grep -q '^Seccomp_filters:' /proc/self/status && strace_opts+=(--seccomp-bpf)
 syscalls() {
 	local name=$1 mode=$2 st=$tmp/strace.txt
 	shift 2
 	if [ -z "$have_strace" ]; then "$@"; return; fi
-	strace -q --seccomp-bpf -f -ttt -T -e trace=delete_module -o "$st" "$@"
+	strace "${strace_opts[@]}" -o "$st" "$@"
 	local rc=$?
 	sample "${name}_${mode}_syscalls" "$(awk '/delete_module\("rust_provider"/ {
 		if (!n++) first = $2 + 0
