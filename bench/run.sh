@@ -28,7 +28,9 @@ cat >"$raw/env.json" <<EOT
  "emulator": "QEMU $(qemu-system-x86_64 --version 2>/dev/null | head -n1 | awk '{print $4}') TCG (no KVM)",
  "host_cpu": "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)",
  "kasan": $(dmesg | grep -q KernelAddressSanitizer && echo true || echo false),
- "iters": $iters, "seconds_per_throughput_run": $secs, "removal_reps": $reps}
+ "iters": $iters, "seconds_per_throughput_run": $secs, "removal_reps": $reps,
+ "clocksource": "$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)",
+ "cmdline": "$(sed 's/"/\\"/g' /proc/cmdline)"}
 EOT
 
 kreps=${BENCH_KERNEL_REPS:-5}
@@ -153,5 +155,10 @@ rmmod rust_provider && rmmod rust_consumer
 rm -rf "$tmp"
 if dmesg | grep -qE 'BUG:|WARNING:|Oops|KASAN:'; then
 	log "the kernel log shows a splat"; exit 1
+fi
+# Clock reads are on every userspace call's path: a clocksource switch mid-run skews everything
+# measured after it (make bench boots with tsc=reliable to prevent it).
+if dmesg | grep -q 'Marking clocksource tsc unstable'; then
+	log "the guest switched away from the TSC clocksource during the run: results not comparable"; exit 1
 fi
 log "done"
