@@ -87,5 +87,6 @@ profile: modules tools
 
 clean:
 	-[ ! -e $(KDIR)/Makefile ] || $(KMAKE) clean
+	rm -f *.bc
 	rm -rf $(BUILD)
 	-cd tools && $(CARGO) clean
