@@ -821,7 +821,7 @@ fn ioctl_stats(query: &mut StatsOut) -> Result {
 struct BenchArgs {
     /// In: NUL-terminated provider name.
     provider: [u8; NAME_LEN],
-    /// In: `BENCH_BARE`, `BENCH_GET_PUT` or `BENCH_DISPATCH`.
+    /// In: 0 bare call, 1 get + call + put, 2 full dispatch (see [`Variant`]).
     variant: u32,
     /// Must be 0.
     flags: u32,
@@ -842,12 +842,28 @@ unsafe impl FromBytes for BenchArgs {}
 // SAFETY: Same layout argument: no padding bytes.
 unsafe impl AsBytes for BenchArgs {}
 
-/// (a) A bare indirect call of `compute`, under one reference held for the whole loop.
-const BENCH_BARE: u32 = 0;
-/// (b) `try_module_get` + `compute` + `module_put` per iteration.
-const BENCH_GET_PUT: u32 = 1;
-/// (c) The full dispatch per iteration: registry lookup under RCU, guard, `compute`, release.
-const BENCH_DISPATCH: u32 = 2;
+/// `struct rmc_bench` variants, checked once when the request is read.
+#[derive(Clone, Copy)]
+enum Variant {
+    /// (a) A bare indirect call of `compute`, under one reference held for the whole loop.
+    Bare,
+    /// (b) `try_module_get` + `compute` + `module_put` per iteration.
+    GetPut,
+    /// (c) The full dispatch per iteration: registry lookup under RCU, guard, `compute`, release.
+    Dispatch,
+}
+
+impl Variant {
+    fn from_abi(v: u32) -> Result<Self> {
+        match v {
+            0 => Ok(Self::Bare),
+            1 => Ok(Self::GetPut),
+            2 => Ok(Self::Dispatch),
+            _ => Err(EINVAL),
+        }
+    }
+}
+
 const BENCH_MAX_ITERS: u64 = 100_000_000;
 
 /// What one benchmark loop needs; the threads of a concurrent run share one.
@@ -855,7 +871,7 @@ struct BenchLoop<'a> {
     /// Held by the ioctl for the whole run: the provider cannot go while we measure it.
     provider: &'a ProviderRef,
     key: &'a [u8; NAME_LEN],
-    variant: u32,
+    variant: Variant,
     iters: u64,
     race_window_us: u32,
 }
@@ -865,12 +881,12 @@ impl BenchLoop<'_> {
     fn run(&self) -> Result<u64> {
         let start = Instant::<Monotonic>::now();
         match self.variant {
-            BENCH_BARE => {
+            Variant::Bare => {
                 for i in 0..self.iters {
                     black_box(self.provider.compute(i));
                 }
             }
-            BENCH_GET_PUT => {
+            Variant::GetPut => {
                 let owner = self.provider.ops().owner;
                 for i in 0..self.iters {
                     // SAFETY: Direct protection: `self.provider` holds a reference on `owner`.
@@ -879,13 +895,12 @@ impl BenchLoop<'_> {
                     drop(r);
                 }
             }
-            BENCH_DISPATCH => {
+            Variant::Dispatch => {
                 for i in 0..self.iters {
                     let p = Registry::get(self.key, self.race_window_us)?;
                     black_box(p.compute(i));
                 }
             }
-            _ => return Err(EINVAL),
         }
         Ok(u64::try_from(start.elapsed().as_nanos()).unwrap_or(0))
     }
@@ -895,15 +910,13 @@ fn ioctl_bench(args: &mut BenchArgs, race_window_us: u32) -> Result {
     if args.flags != 0 || args.iters == 0 || args.iters > BENCH_MAX_ITERS {
         return Err(EINVAL);
     }
-    if !matches!(args.variant, BENCH_BARE | BENCH_GET_PUT | BENCH_DISPATCH) {
-        return Err(EINVAL);
-    }
+    let variant = Variant::from_abi(args.variant)?;
     let key = user_key(&args.provider)?;
     let provider = Registry::get(&key, race_window_us)?;
     let bench = BenchLoop {
         provider: &provider,
         key: &key,
-        variant: args.variant,
+        variant,
         iters: args.iters,
         race_window_us,
     };
@@ -915,16 +928,21 @@ fn ioctl_bench(args: &mut BenchArgs, race_window_us: u32) -> Result {
     Ok(())
 }
 
-/// One kthread's share of a concurrent run. Lives in the ioctl's frame until the thread exited.
-struct BenchJob<'a> {
+/// What the threads of a concurrent run share. Lives in the ioctl's frame.
+struct BenchStart<'a> {
     bench: &'a BenchLoop<'a>,
-    /// Counts the threads that reached the start line; the last one completes `all_ready`.
-    ready: &'a Atomic<u32>,
-    /// Counts the threads that are done with their job (the last thing each one touches).
-    done: &'a Atomic<u32>,
     threads: u32,
+    /// Counts the threads that reached the start line; the last one completes `all_ready`.
+    ready: Atomic<u32>,
     all_ready: &'a Completion,
     start: &'a Completion,
+    /// Counts the threads that are done with their job (the last thing each one touches).
+    done: Atomic<u32>,
+}
+
+/// One kthread's share of a concurrent run. Lives in the ioctl's frame until the thread exited.
+struct BenchJob<'a> {
+    shared: &'a BenchStart<'a>,
     /// Out: the thread's loop time.
     ns: u64,
 }
@@ -938,12 +956,13 @@ struct BenchJob<'a> {
 unsafe extern "C" fn bench_thread(data: *mut c_void) -> c_int {
     // SAFETY: The caller guarantees `data` is a valid `BenchJob` that only we access.
     let job = unsafe { &mut *data.cast::<BenchJob<'_>>() };
+    let shared = job.shared;
     // The ordering is provided by the completions' lock; the count only has to be exact.
-    if job.ready.fetch_add(1, Relaxed) + 1 == job.threads {
-        job.all_ready.complete_all();
+    if shared.ready.fetch_add(1, Relaxed) + 1 == shared.threads {
+        shared.all_ready.complete_all();
     }
-    job.start.wait_for_completion();
-    let ret = match job.bench.run() {
+    shared.start.wait_for_completion();
+    let ret = match shared.bench.run() {
         Ok(ns) => {
             job.ns = ns;
             0
@@ -951,7 +970,7 @@ unsafe extern "C" fn bench_thread(data: *mut c_void) -> c_int {
         Err(e) => e.to_errno(),
     };
     // Release: `job.ns` is written before the ioctl sees this thread as done.
-    job.done.fetch_add(1, Release);
+    shared.done.fetch_add(1, Release);
     ret
 }
 
@@ -992,22 +1011,21 @@ fn bench_kthreads_locked(bench: &BenchLoop<'_>, n: u32) -> Result<u64> {
         return Err(EINVAL); // More threads asked for than CPUs are online.
     }
 
-    let ready = Atomic::new(0u32);
-    let done = Atomic::new(0u32);
     stack_pin_init!(let all_ready = Completion::new());
-    let all_ready: &Completion = &all_ready;
     stack_pin_init!(let start = Completion::new());
-    let start: &Completion = &start;
+    let shared = BenchStart {
+        bench,
+        threads: n,
+        ready: Atomic::new(0),
+        all_ready: &all_ready,
+        start: &start,
+        done: Atomic::new(0),
+    };
     let mut jobs = KVec::with_capacity(threads, GFP_KERNEL)?;
     for _ in 0..threads {
         jobs.push(
             BenchJob {
-                bench,
-                ready: &ready,
-                done: &done,
-                threads: n,
-                all_ready,
-                start,
+                shared: &shared,
                 ns: 0,
             },
             GFP_KERNEL,
@@ -1054,11 +1072,11 @@ fn bench_kthreads_locked(bench: &BenchLoop<'_>, n: u32) -> Result<u64> {
             // SAFETY: `task` is a created kthread on which we hold a reference.
             unsafe { bindings::wake_up_process(task) };
         }
-        all_ready.wait_for_completion();
-        start.complete_all();
+        shared.all_ready.wait_for_completion();
+        shared.start.complete_all();
         // Wait in short sleeps rather than in one uninterruptible wait: a long run (up to
         // `BENCH_MAX_ITERS` per thread) must not look like a hung task to the watchdog.
-        while done.load(Acquire) < n {
+        while shared.done.load(Acquire) < n {
             fsleep(Delta::from_millis(10));
         }
     }
