@@ -35,17 +35,16 @@ ifeq ($(KFLAVOR),inline)
 RUST_ENV := RUSTUP_TOOLCHAIN=$(INLINE_RUSTC)
 endif
 CARGO ?= cargo
+# The module sources: what the negative-control builds and `make check` copy.
+MODULE_SOURCES := Kbuild rust_consumer.rs rust_provider.rs provider_abi.rs consumer_uapi.rs consumer provider
 NEG_DIR := $(BUILD)/negative-control
+NEG_DRAIN_DIR := $(BUILD)/negative-control-drain
 
 .PHONY: default modules kernel tools negative-control check run test bench profile clean
 
-ifeq ($(UNSAFE_SKIP_MODULE_GET),1)
-# Never build the unsafe consumer in place, where it could be loaded by mistake.
-default: negative-control
-	@echo "UNSAFE_SKIP_MODULE_GET=1: the unsafe consumer is in $(NEG_DIR), not here"
-else
+# Kbuild refuses UNSAFE_SKIP_MODULE_GET=1 / UNSAFE_SKIP_DRAIN=1 outside the negative-control
+# directories: the unsafe consumers are built only by `make negative-control`.
 default: modules
-endif
 
 modules: $(KERNEL_DEP)
 	$(KMAKE) modules
@@ -53,11 +52,15 @@ modules: $(KERNEL_DEP)
 kernel:
 	@scripts/kernel.sh >/dev/null
 
-# The negative control: the same sources, consumer built without get/put, in its own directory.
+# The negative controls: the same sources, each consumer broken in one way, in its own directory:
+# build/negative-control (no module reference around calls), build/negative-control-drain
+# (withdrawal does not wait for the calls using the table).
 negative-control: $(KERNEL_DEP)
-	@mkdir -p $(NEG_DIR)
-	@cp -u Kbuild rust_consumer.rs rust_provider.rs provider_abi.rs $(NEG_DIR)/
-	$(RUST_ENV) $(MAKE) -C $$(readlink -f $(KDIR)) M=$(NEG_DIR) LLVM=$(LLVM) UNSAFE_SKIP_MODULE_GET=1 modules
+	@mkdir -p $(NEG_DIR) $(NEG_DRAIN_DIR)
+	@cp -ru $(MODULE_SOURCES) $(NEG_DIR)/
+	@cp -ru $(MODULE_SOURCES) $(NEG_DRAIN_DIR)/
+	$(RUST_ENV) $(MAKE) -C $$(readlink -f $(KDIR)) M=$(NEG_DIR) LLVM=$(LLVM) UNSAFE_SKIP_MODULE_GET=1 UNSAFE_SKIP_DRAIN= modules
+	$(RUST_ENV) $(MAKE) -C $$(readlink -f $(KDIR)) M=$(NEG_DRAIN_DIR) LLVM=$(LLVM) UNSAFE_SKIP_DRAIN=1 UNSAFE_SKIP_MODULE_GET= modules
 
 tools:
 	scripts/build-tools.sh
@@ -66,7 +69,7 @@ check: $(KERNEL_DEP)
 	scripts/check.sh "$(KDIR)"
 
 run: modules tools
-	tools/vm-run.sh -- selftests/demo.sh
+	scripts/vm-run.sh -- selftests/demo.sh
 
 test: modules negative-control tools
 	scripts/test.sh
@@ -78,12 +81,12 @@ test: modules negative-control tools
 BENCH_APPEND := tsc=reliable $(VM_APPEND)
 bench: modules tools
 	@echo "make bench: $(KFLAVOR) kernel; results in bench/$(KFLAVOR)/"
-	VM_APPEND="$(BENCH_APPEND)" VM_TIMEOUT=3600 tools/vm-run.sh --log $(BUILD)/vm-bench.log -- env KFLAVOR=$(KFLAVOR) bench/run.sh
+	VM_APPEND="$(BENCH_APPEND)" VM_TIMEOUT=3600 scripts/vm-run.sh --log $(BUILD)/vm-bench.log -- env KFLAVOR=$(KFLAVOR) bench/run.sh
 	tools/target/release/rmc-bench report bench/$(KFLAVOR)/raw --out bench/$(KFLAVOR) --index bench/results.json
 
 # Flat perf profiles (cpu-clock on CPU 0) of each benchmarked path; see README "Benchmarks".
 profile: modules tools
-	VM_APPEND="$(BENCH_APPEND)" VM_TIMEOUT=900 tools/vm-run.sh --log $(BUILD)/vm-profile.log -- env KFLAVOR=$(KFLAVOR) bench/profile.sh
+	VM_APPEND="$(BENCH_APPEND)" VM_TIMEOUT=900 scripts/vm-run.sh --log $(BUILD)/vm-profile.log -- env KFLAVOR=$(KFLAVOR) bench/profile.sh
 
 clean:
 	-[ ! -e $(KDIR)/Makefile ] || $(KMAKE) clean

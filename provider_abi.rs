@@ -9,8 +9,21 @@
 //!
 //! The dependency goes provider -> consumer only: the provider imports
 //! `rust_consumer_register` and `rust_consumer_unregister`, the consumer imports nothing
-//! from the provider. The consumer reaches the provider only through a registered table, and
-//! only while it holds a reference on the table's `owner` module.
+//! from the provider. The consumer reaches the provider only through a registered table.
+//!
+//! # Lifetimes: two things are protected, by two mechanisms
+//!
+//! - The **table** (provider data, e.g. a `KBox` or per-device memory) may be withdrawn at any
+//!   time from process context: in the provider's init error path, in its exit, or while it is
+//!   live, as a driver does when its device goes away. `rust_consumer_unregister` returns only
+//!   once no call is using the table and none can start on it: calls in flight are *drained*
+//!   (they finish; new lookups get `ENODEV`). After it returns the provider may free the table.
+//! - The **code** the entries point to belongs to `owner`. Every call runs under a reference on
+//!   `owner` (`try_module_get`), so `rmmod` of a provider with calls in flight fails at once with
+//!   "in use" instead of blocking in the provider's exit, no call enters a module whose exit has
+//!   begun (or whose init has not finished), and the exit may tear down in any order.
+//!
+//! A module reference alone does not keep a table alive: it pins code, not heap memory.
 
 // Each crate uses its own half of this file (the provider builds tables, the consumer reads them).
 #![allow(dead_code)]
@@ -43,12 +56,18 @@ pub(crate) struct ProviderInfo {
 
 /// A provider's ops table.
 ///
+/// The entries are `Option`s so that a table built in C, where any of them may be `NULL`, has a
+/// valid Rust type: the consumer refuses a table with a missing entry or a `NULL` owner
+/// (`EINVAL`) at registration.
+///
 /// # Contract
 ///
 /// - The provider keeps the table alive and unchanged from `rust_consumer_register` until
-///   `rust_consumer_unregister` returns.
+///   `rust_consumer_unregister` returns; then it may free it.
 /// - `owner` is the module containing the code the entries point to (`THIS_MODULE` of the
 ///   provider); calling an entry is only sound while the caller holds a reference on `owner`.
+/// - An entry must not call `rust_consumer_unregister` for its own table (the drain would wait
+///   for the very call that asks for it).
 #[repr(C)]
 pub(crate) struct ProviderOps {
     /// Must be [`ABI_VERSION`].
@@ -58,12 +77,12 @@ pub(crate) struct ProviderOps {
     /// The module that owns the code and data reachable from this table.
     pub(crate) owner: *mut bindings::module,
     /// Returns [`compute_expected`]`(x, instance_id)`.
-    pub(crate) compute: unsafe extern "C" fn(x: u64) -> u64,
+    pub(crate) compute: Option<unsafe extern "C" fn(x: u64) -> u64>,
     /// Sleeps `us` microseconds inside the provider; returns 0, or `-EINVAL` when `us` exceeds
     /// [`HOLD_MAX_US`].
-    pub(crate) hold: unsafe extern "C" fn(us: u32) -> c_int,
+    pub(crate) hold: Option<unsafe extern "C" fn(us: u32) -> c_int>,
     /// Fills `*info`.
-    pub(crate) describe: unsafe extern "C" fn(info: *mut ProviderInfo),
+    pub(crate) describe: Option<unsafe extern "C" fn(info: *mut ProviderInfo)>,
 }
 
 // SAFETY: A registered table is never written (see the contract), its function pointers may be
@@ -89,6 +108,14 @@ impl ProviderOps {
         ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) == 0
     }
 
+    /// Whether the table is complete: a non-null owner and every entry present.
+    pub(crate) fn is_complete(&self) -> bool {
+        !self.owner.is_null()
+            && self.compute.is_some()
+            && self.hold.is_some()
+            && self.describe.is_some()
+    }
+
     /// Whether every byte after the name's first NUL is a NUL too (what [`Self::has_key`]
     /// needs); false when there is no NUL at all.
     pub(crate) fn is_nul_padded(&self) -> bool {
@@ -103,7 +130,7 @@ const _: () = assert!(NAME_LEN == 32);
 
 /// A name buffer as four native-endian words, for comparing it without a loop or a call.
 #[inline]
-fn name_words(buf: &[u8; NAME_LEN]) -> [u64; 4] {
+pub(crate) fn name_words(buf: &[u8; NAME_LEN]) -> [u64; 4] {
     // SAFETY: `buf` is 32 readable bytes (asserted above), the read is unaligned-tolerant, and
     // every bit pattern is a valid `[u64; 4]`.
     unsafe { core::ptr::read_unaligned(buf.as_ptr().cast::<[u64; 4]>()) }
@@ -138,16 +165,20 @@ pub(crate) const fn compute_expected(x: u64, instance_id: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Signature of `rust_consumer_register`: returns 0 or a negative errno
-/// (`EINVAL` bad table or ABI version, `EEXIST` name taken, `ENOSPC` registry full).
+/// Signature of `rust_consumer_register`: returns 0 or a negative errno (`EINVAL`: a NULL or
+/// incomplete table, an empty or unpadded name, another ABI version; `EEXIST`: name taken;
+/// `ENOSPC`: registry full). Process context.
 ///
 /// # Safety
 ///
 /// `ops` must satisfy the [`ProviderOps`] contract until `rust_consumer_unregister` returns.
 pub(crate) type RegisterFn = unsafe extern "C" fn(ops: *const ProviderOps) -> c_int;
 
-/// Signature of `rust_consumer_unregister`: removes `ops` from the registry and returns only
-/// once no caller can reach it any more (after an RCU grace period).
+/// Signature of `rust_consumer_unregister`: withdraws `ops` and returns only once no call is
+/// using it and none can start on it (calls in flight are drained; they may sleep for as long
+/// as the provider's own ops do). May be called at any time from process context, while the
+/// provider is live as well as from its init error path or exit; not from an atomic context,
+/// and not from one of the table's own entries. A table that is not registered is ignored.
 ///
 /// # Safety
 ///

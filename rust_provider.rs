@@ -1,17 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A provider module that registers an ops table, owned by itself, with `rust_consumer`.
+//! A provider module that registers ops tables, owned by itself, with `rust_consumer`.
 //!
-//! At load it picks a random instance id, builds its [`ProviderOps`] table with `owner` set to
-//! its own module and registers it as the last step of init (nothing after it can fail, so a
-//! caller can never hold a reference on a module whose init is being undone). At unload,
-//! [`Registration`]'s `Drop` unregisters it; `rust_consumer_unregister` returns only after an RCU
-//! grace period, so by then no caller can reach the table, and the module loader frees this
-//! module's code only after that.
+//! At load it picks a random instance id and registers `tables` tables (`rust_provider`,
+//! `rust_provider_1`, ...) as the last step of init. While it is loaded, userspace adds and
+//! withdraws tables of its own through configfs, as a driver registers ops when a device is
+//! bound and withdraws them when it goes away:
 //!
-//! The provider never needs to count anything itself: every caller holds a reference on this
-//! module while it runs code from the table, so `rmmod rust_provider` fails with `EWOULDBLOCK`
-//! ("in use") while a call is in flight.
+//! ```sh
+//! mkdir /sys/kernel/config/rust_provider/foo    # registers a table called foo
+//! rmdir /sys/kernel/config/rust_provider/foo    # withdraws it; returns once its calls drained
+//! ```
+//!
+//! A table is a heap allocation ([`Registration`] owns it). `rust_consumer_unregister` returns
+//! only once no call uses the table and none can start on it, so the table is freed right after,
+//! whether the module is live or exiting. The module's exit withdraws every table left.
+//!
+//! The provider never counts its callers: every call holds a reference on this module while it
+//! runs code from a table, so `rmmod rust_provider` fails with `EWOULDBLOCK` ("in use") while a
+//! call is in flight, and no call runs once the exit has begun. (A configfs table also pins the
+//! module, as configfs does for every item: `rmdir` the tables before `rmmod`.)
 //!
 //! ```sh
 //! insmod rust_consumer.ko
@@ -21,7 +29,7 @@
 //! ```
 
 use kernel::{
-    bindings,
+    bindings, configfs,
     error::to_result,
     ffi::c_int,
     prelude::*,
@@ -39,6 +47,8 @@ use kernel::{
 
 #[path = "provider_abi.rs"]
 mod abi;
+#[path = "provider/tables.rs"]
+mod tables;
 
 use abi::{
     ProviderInfo,
@@ -62,7 +72,7 @@ module! {
         },
         tables: u32 {
             default: 1,
-            description: "Ops tables to register: rust_provider, rust_provider_1, ... (1-9)",
+            description: "Ops tables to register at load: rust_provider, rust_provider_1, ... (0-9)",
         },
         abi_version: u32 {
             default: 1,
@@ -71,6 +81,11 @@ module! {
         register_twice: bool {
             default: false,
             description: "Test hook: register the first table's name twice (the consumer refuses)",
+        },
+        bad_table: u32 {
+            default: 0,
+            description: "Test hook: 1 registers a table with a NULL owner, 2 one without compute \
+                (the consumer refuses both)",
         },
     },
 }
@@ -133,20 +148,38 @@ unsafe extern "C" fn describe(info: *mut ProviderInfo) {
     };
 }
 
-/// An ops table registered with the consumer; unregisters it when dropped.
+/// A new table called `name`, owned by this module, with this module's ops.
+fn new_table(name: [u8; abi::NAME_LEN], owner: *mut bindings::module) -> Result<KBox<ProviderOps>> {
+    let mut ops = ProviderOps {
+        abi_version: module_parameters::abi_version.value(),
+        name,
+        owner,
+        compute: Some(compute),
+        hold: Some(hold),
+        describe: Some(describe),
+    };
+    match module_parameters::bad_table.value() {
+        1 => ops.owner = core::ptr::null_mut(),
+        2 => ops.compute = None,
+        _ => {}
+    }
+    Ok(KBox::new(ops, GFP_KERNEL)?)
+}
+
+/// An ops table registered with the consumer; withdraws it when dropped.
 ///
 /// # Invariants
 ///
 /// `ops` is registered with the consumer for the whole life of this value.
-struct Registration {
+pub(crate) struct Registration {
     ops: KBox<ProviderOps>,
 }
 
 impl Registration {
-    fn new(ops: KBox<ProviderOps>) -> Result<Self> {
+    pub(crate) fn new(ops: KBox<ProviderOps>) -> Result<Self> {
         // SAFETY: `ops` is a valid table; it stays alive and unchanged until `Drop` below has
         // called `rust_consumer_unregister`, because the box is owned by the returned value
-        // and never handed out mutably.
+        // and never handed out mutably. On failure the consumer does not keep it.
         to_result(unsafe { rust_consumer_register(&*ops) })?;
         // INVARIANT: Registration succeeded just above.
         Ok(Self { ops })
@@ -155,70 +188,77 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        // SAFETY: `self.ops` is registered by the type invariant. When this returns the
-        // consumer can no longer reach it, so the box may be freed afterwards.
+        // SAFETY: `self.ops` is registered by the type invariant. When this returns no call
+        // uses it and none can start on it, so the box may be freed right after (`ops` is
+        // dropped once this function returns).
         unsafe { rust_consumer_unregister(&*self.ops) };
     }
 }
 
+#[pin_data(PinnedDrop)]
 struct RustProvider {
+    /// `/sys/kernel/config/rust_provider/`: tables added and withdrawn while loaded.
+    #[pin]
+    _configfs: configfs::Subsystem<tables::Tables>,
+    /// The tables registered at load (`tables=`).
     registrations: KVec<Registration>,
 }
 
-impl kernel::Module for RustProvider {
-    fn init(module: &'static ThisModule) -> Result<Self> {
+impl kernel::InPlaceModule for RustProvider {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         let mut id = module_parameters::instance_id.value();
         if id == 0 {
             // SAFETY: `get_random_u64` has no preconditions.
             id = unsafe { bindings::get_random_u64() };
         }
         INSTANCE_ID.store(id, Relaxed);
-
-        let count = module_parameters::tables.value();
-        if !(1..=MAX_TABLES).contains(&count) {
-            pr_err!("(init) tables={} is outside 1..={}\n", count, MAX_TABLES);
-            return Err(EINVAL);
-        }
-        let mut registrations = KVec::with_capacity(count as usize, GFP_KERNEL)?;
-        // Registration is the last thing init does. With several tables a later one can still be
-        // refused after earlier ones were published; that is safe because the consumer hands out
-        // references only on LIVE modules, and this module stays COMING until init returns: the
-        // earlier tables are unregistered (by `Drop`) before anyone could call them.
-        for i in 0..count {
-            let name = table_name(i)?;
-            let twice = i == 0 && module_parameters::register_twice.value();
-            for _ in 0..(1 + usize::from(twice)) {
-                let ops = KBox::new(
-                    ProviderOps {
-                        abi_version: module_parameters::abi_version.value(),
-                        name,
-                        owner: module.as_ptr(),
-                        compute,
-                        hold,
-                        describe,
-                    },
-                    GFP_KERNEL,
-                )?;
-                let registration = Registration::new(ops).inspect_err(|e| {
-                    pr_err!(
-                        "(init) rust_consumer refused table {}: errno {}\n",
-                        i,
-                        e.to_errno()
-                    );
-                })?;
-                registrations.push(registration, GFP_KERNEL)?;
-            }
-        }
-        pr_info!(
-            "(init) registered {} table(s), instance {:#018x}\n",
-            count,
-            id
-        );
-        Ok(Self { registrations })
+        let owner = module.as_ptr();
+        try_pin_init!(Self {
+            registrations: register_at_load(owner)?,
+            // Last: once the configfs directory exists nothing in init may fail.
+            _configfs <- configfs::Subsystem::new(c"rust_provider", tables::item_type(), tables::Tables::new(owner)),
+            _: {
+                pr_info!(
+                    "(init) registered {} table(s), instance {:#018x}\n",
+                    registrations.len(),
+                    id
+                );
+            },
+        })
     }
 }
 
-/// Most tables one provider registers (the consumer's registry holds 8: 9 shows `ENOSPC`).
+/// Registers the `tables=` tables.
+///
+/// With several tables a later one can still be refused after earlier ones were published; that
+/// is safe because the consumer hands out references only on LIVE modules, and this module
+/// stays COMING until init returns: the earlier tables are withdrawn (by `Drop`) before anyone
+/// could call them.
+fn register_at_load(owner: *mut bindings::module) -> Result<KVec<Registration>> {
+    let count = module_parameters::tables.value();
+    if count > MAX_TABLES {
+        pr_err!("(init) tables={} is outside 0..={}\n", count, MAX_TABLES);
+        return Err(EINVAL);
+    }
+    let mut registrations = KVec::with_capacity(count as usize, GFP_KERNEL)?;
+    for i in 0..count {
+        let name = table_name(i)?;
+        let twice = i == 0 && module_parameters::register_twice.value();
+        for _ in 0..(1 + usize::from(twice)) {
+            let registration = Registration::new(new_table(name, owner)?).inspect_err(|e| {
+                pr_err!(
+                    "(init) rust_consumer refused table {}: errno {}\n",
+                    i,
+                    e.to_errno()
+                );
+            })?;
+            registrations.push(registration, GFP_KERNEL)?;
+        }
+    }
+    Ok(registrations)
+}
+
+/// Most tables registered at load (the consumer's registry holds 8: 9 shows `ENOSPC`).
 const MAX_TABLES: u32 = 9;
 
 /// `rust_provider` for table 0, `rust_provider_N` for table N.
@@ -233,14 +273,17 @@ fn table_name(i: u32) -> Result<[u8; abi::NAME_LEN]> {
     Ok(name)
 }
 
-impl Drop for RustProvider {
-    fn drop(&mut self) {
-        let tables = self.registrations.len();
+#[pinned_drop]
+impl PinnedDrop for RustProvider {
+    fn drop(self: Pin<&mut Self>) {
+        let this = self.project();
+        let tables = this.registrations.len();
         let start = Instant::<Monotonic>::now();
-        // Unregisters every table; each waits for the consumer's RCU grace period.
-        self.registrations.clear();
+        // Withdraws every table registered at load; each returns once its calls drained. (No
+        // configfs table is left: each pins this module until its rmdir.)
+        this.registrations.clear();
         pr_info!(
-            "(exit) unregistered {} table(s) in {} us, instance {:#018x}, {} holds completed\n",
+            "(exit) withdrew {} table(s) in {} us, instance {:#018x}, {} holds completed\n",
             tables,
             start.elapsed().as_micros_ceil(),
             instance_id(),

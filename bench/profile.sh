@@ -11,6 +11,7 @@ out=$top/bench/${KFLAVOR:-debug}/profile
 iters=${PROFILE_ITERS:-3000000}
 secs=${PROFILE_SECONDS:-5}
 cd "$top" || exit 1
+. selftests/rust_modref_lib.sh # SPLAT_RE
 command -v perf >/dev/null || { echo "profile: perf not found (Debian: apt-get install linux-perf)" >&2; exit 1; }
 rm -rf "$out" && mkdir -p "$out"
 tmp=$(mktemp -d)
@@ -40,7 +41,7 @@ profile user-compute "$bin/rmc-load" -j 1 -d "$secs" --mix compute=1 --allow non
 
 rmmod rust_provider && rmmod rust_consumer
 rm -rf "$tmp"
-if dmesg | grep -qE 'BUG:|WARNING:|Oops|KASAN:'; then
+if dmesg | grep -qE "$SPLAT_RE"; then
 	echo "profile: the kernel log shows a splat" >&2; exit 1
 fi
 echo "profile: flat profiles in $out" >&2

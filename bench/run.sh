@@ -12,6 +12,7 @@ reps=${BENCH_REPS:-5}
 secs=${BENCH_SECONDS:-5}
 iters=${BENCH_ITERS:-200000}
 cd "$top" || exit 1
+. selftests/rust_modref_lib.sh # SPLAT_RE
 rm -rf "$raw" && mkdir -p "$raw"
 tmp=$(mktemp -d)
 exec {nap_fd}<> <(:)
@@ -153,7 +154,7 @@ awk -v s="$t_start" -v a="$t_rm" -v b="$t_gone" -v c="$t_reload" 'BEGIN {
 
 rmmod rust_provider && rmmod rust_consumer
 rm -rf "$tmp"
-if dmesg | grep -qE 'BUG:|WARNING:|Oops|KASAN:'; then
+if dmesg | grep -qE "$SPLAT_RE"; then
 	log "the kernel log shows a splat"; exit 1
 fi
 # Clock reads are on every userspace call's path: a clocksource switch mid-run skews everything

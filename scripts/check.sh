@@ -12,18 +12,42 @@ status=0
 log "modules: rustfmt (the kernel's .rustfmt.toml)"
 srctree=$(sed -n 's/^KBUILD_SRC *:= *//p; s/^include \(.*\)\/Makefile$/\1/p' "$kdir/Makefile" | head -n1)
 [ -f "$srctree/.rustfmt.toml" ] || srctree=$kdir
-rustfmt --check --edition 2021 --config-path "$srctree/.rustfmt.toml" \
-	rust_consumer.rs rust_provider.rs provider_abi.rs || { echo "rustfmt: run 'rustfmt --edition 2021 --config-path $srctree/.rustfmt.toml *.rs'"; status=1; }
+module_rs=(rust_consumer.rs rust_provider.rs provider_abi.rs consumer_uapi.rs consumer/*.rs provider/*.rs)
+module_sources=(Kbuild rust_consumer.rs rust_provider.rs provider_abi.rs consumer_uapi.rs consumer provider)
+rustfmt --check --edition 2021 --config-path "$srctree/.rustfmt.toml" "${module_rs[@]}" ||
+	{ echo "rustfmt: run 'rustfmt --edition 2021 --config-path $srctree/.rustfmt.toml ${module_rs[*]}'"; status=1; }
 
-log "modules: clippy (CLIPPY=1), both builds"
-for extra in "" "UNSAFE_SKIP_MODULE_GET=1"; do
-	out=$(mktemp -d)
-	cp Kbuild rust_consumer.rs rust_provider.rs provider_abi.rs "$out/"
-	if ! make -s -C "$kdir" M="$out" LLVM="$LLVM" CLIPPY=1 $extra modules >"$out/clippy.log" 2>&1 ||
+log "modules: clippy (CLIPPY=1), the real build and both negative controls"
+for build in ":" "negative-control:UNSAFE_SKIP_MODULE_GET=1" "negative-control-drain:UNSAFE_SKIP_DRAIN=1"; do
+	tmp=$(mktemp -d)
+	out=$tmp/build/${build%%:*}
+	mkdir -p "$out"
+	cp -r "${module_sources[@]}" "$out/"
+	if ! make -s -C "$kdir" M="$out" LLVM="$LLVM" CLIPPY=1 ${build#*:} modules >"$out/clippy.log" 2>&1 ||
 		grep -qE '^(warning|error)' "$out/clippy.log"; then
-		echo "clippy ($extra):"; cat "$out/clippy.log"; status=1
+		echo "clippy (${build#*:}):"; cat "$out/clippy.log"; status=1
 	fi
-	rm -rf "$out"
+	if [ -z "${build%%:*}" ]; then
+		# The pure-Rust export (global_asm! .export_symbol entries) must still be what modpost
+		# reads: a change in the kernel's export layout would silently drop the exports.
+		for sym in rust_consumer_register rust_consumer_unregister; do
+			grep -qP "^0x[0-9a-f]+\t$sym\t.*\tEXPORT_SYMBOL_GPL\t" "$out/Module.symvers" ||
+				{ echo "Module.symvers does not list $sym as EXPORT_SYMBOL_GPL:"; cat "$out/Module.symvers"; status=1; }
+		done
+	fi
+	rm -rf "$tmp"
+done
+
+log "modules: the unsafe switches cannot build outside build/negative-control*/"
+for var in UNSAFE_SKIP_MODULE_GET=1 UNSAFE_SKIP_DRAIN=1; do
+	tmp=$(mktemp -d)
+	cp -r "${module_sources[@]}" "$tmp/"
+	if make -s -C "$kdir" M="$tmp" LLVM="$LLVM" "$var" modules >"$tmp/log" 2>&1 || [ -e "$tmp/rust_consumer.ko" ]; then
+		echo "$var built a consumer in $tmp"; status=1
+	elif ! grep -q "builds only in build/negative-control" "$tmp/log"; then
+		echo "$var failed for another reason:"; cat "$tmp/log"; status=1
+	fi
+	rm -rf "$tmp"
 done
 
 log "modules: every unsafe block has a SAFETY comment"
@@ -34,10 +58,25 @@ missing=$(awk '
 		ok = 0
 		for (i = 0; i < 8; i++) if (win[i] ~ /SAFETY/) ok = 1
 		if (!ok) print FILENAME ":" FNR ": " $0
-	}' rust_consumer.rs rust_provider.rs provider_abi.rs)
+	}' "${module_rs[@]}")
 [ -z "$missing" ] || { echo "unsafe without a SAFETY comment:"; echo "$missing"; status=1; }
-grep -nE '\.unwrap\(\)|\.expect\(' rust_consumer.rs rust_provider.rs provider_abi.rs &&
+grep -nE '\.unwrap\(\)|\.expect\(' "${module_rs[@]}" &&
 	{ echo "unwrap/expect in module code"; status=1; }
+
+log "modules: try_module_get/module_put only in consumer/module_ref.rs"
+calls=$(grep -lE 'try_module_get|module_put' "${module_rs[@]}" | grep -v '^consumer/module_ref.rs$' |
+	xargs -r grep -nE 'bindings::(try_module_get|module_put)' || true)
+[ -z "$calls" ] || { echo "try_module_get/module_put outside consumer/module_ref.rs:"; echo "$calls"; status=1; }
+
+log "README: the selftest case table is what 'selftests/rust_modref.sh -l' prints"
+want=$(selftests/rust_modref.sh -l | sed -E 's/^([a-z_]+) +(.*)$/| `\1` | \2 |/')
+got=$(sed -n '/^## Selftests/,/^## /p' README.md | grep -E '^\| `[a-z_]+` \| ')
+[ "$want" = "$got" ] || { echo "README's case table differs from rust_modref.sh -l:"; diff <(echo "$want") <(echo "$got"); status=1; }
+
+log "shell: bash -n on every script"
+for f in scripts/*.sh selftests/*.sh bench/*.sh .ci/run; do
+	bash -n "$f" || { echo "syntax error in $f"; status=1; }
+done
 
 log "tools: cargo fmt --check, clippy -D warnings, cargo test"
 (cd tools && cargo fmt --check) || status=1

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# make test: run the selftests in the test kernel, then the negative control in a boot of its own,
+# make test: run the selftests in the test kernel, then the negative controls in a boot of their own,
 # then prove that a failing guest command fails the run. Prints the KTAP of each boot and a final
 # "N passed, N failed" line (an XFAIL reported as expected counts as passed).
 #
@@ -26,7 +26,7 @@ count() { # KTAP file
 # Boot 1: every case but the negative control.
 cases=${TEST_CASES:+-t $TEST_CASES}
 log "boot 1/3: selftests (selftests/rust_modref.sh ${cases:-all cases})"
-tools/vm-run.sh --log "$out/vm-selftests.log" -- \
+scripts/vm-run.sh --log "$out/vm-selftests.log" -- \
 	bash -c "set -o pipefail; selftests/rust_modref.sh $cases | tee build/test/selftests.ktap"
 rc1=$?
 [ -s "$out/selftests.ktap" ] || echo "not ok 1 selftests # the VM produced no KTAP (exit $rc1, see $out/vm-selftests.log)" >"$out/selftests.ktap"
@@ -35,31 +35,35 @@ grep -qE '^1\.\.[0-9]+' "$out/selftests.ktap" || { echo "# selftests: no KTAP pl
 [ $rc1 -eq 0 ] || [ "$(grep -c '^not ok' "$out/selftests.ktap")" -gt 0 ] ||
 	{ echo "# selftests: VM exited $rc1 without a failing case"; failed=$((failed + 1)); }
 
-# Boot 2: the negative control, alone, so that the fault it provokes cannot poison other cases.
-log "boot 2/3: negative control (consumer built without try_module_get)"
-tools/vm-run.sh --log "$out/vm-negative-control.log" -- \
-	bash -c "set -o pipefail; selftests/rust_modref.sh -t negative_control | tee build/test/negative-control.ktap"
-# The fault usually kills the guest before it can print its result: then the console log decides.
-if ! grep -qE '^(not )?ok 1 ' "$out/negative-control.ktap" 2>/dev/null; then
-	splat=$(sed -n '/rust_modref_selftest: case negative_control start/,$p' "$out/vm-negative-control.log" |
-		grep -m1 -E "$(sed -n "s/^readonly SPLAT_RE='\(.*\)'$/\1/p" selftests/rust_modref.sh)")
-	{
-		grep -qE '^1\.\.1' "$out/negative-control.ktap" 2>/dev/null || printf 'TAP version 13\n1..1\n'
+# Boot 2: the negative controls, alone, so that the faults they provoke cannot poison other
+# cases. The second usually leaves the guest dead: then the console log decides its line.
+ncs=(negative_control negative_control_drain)
+log "boot 2/3: negative controls (consumers built without module references, without the drain)"
+scripts/vm-run.sh --log "$out/vm-negative-control.log" -- \
+	bash -c "set -o pipefail; selftests/rust_modref.sh -t $(IFS=,; echo "${ncs[*]}") | tee build/test/negative-control.ktap"
+splat_re=$(. selftests/rust_modref_lib.sh && echo "$SPLAT_RE")
+{
+	grep -qE '^1\.\.' "$out/negative-control.ktap" 2>/dev/null || printf 'TAP version 13\n1..%d\n' ${#ncs[@]}
+	for i in "${!ncs[@]}"; do
+		nc=${ncs[$i]} n=$((i + 1))
+		grep -qE "^(not )?ok $n " "$out/negative-control.ktap" 2>/dev/null && continue
+		splat=$(sed -n "/rust_modref_selftest: case $nc start/,\$p" "$out/vm-negative-control.log" |
+			sed -n "/rust_modref_selftest: case ${ncs[$((i + 1))]:-NONE} start/q;p" | grep -m1 -E "$splat_re")
 		if [ -n "$splat" ]; then
-			echo "# negative_control: the guest died; its console log shows the fault:"
+			echo "# $nc: the guest died; its console log shows the fault:"
 			echo "#   ${splat#*] }"
-			echo "ok 1 negative_control # XFAIL"
+			echo "ok $n $nc # XFAIL"
 		else
-			echo "# negative_control: no result and no fault in $out/vm-negative-control.log"
-			echo "not ok 1 negative_control"
+			echo "# $nc: no result and no fault in $out/vm-negative-control.log"
+			echo "not ok $n $nc"
 		fi
-	} | tee -a "$out/negative-control.ktap"
-fi
+	done
+} | tee -a "$out/negative-control.ktap"
 count "$out/negative-control.ktap"
 
 # Boot 3: the harness itself must be able to fail.
 log "boot 3/3: a guest command that exits 3 must make vm-run exit 3"
-tools/vm-run.sh --log "$out/vm-exit-status.log" -- sh -c 'echo "guest nproc: $(nproc)"; exit 3'
+scripts/vm-run.sh --log "$out/vm-exit-status.log" -- sh -c 'echo "guest nproc: $(nproc)"; exit 3'
 rc3=$?
 {
 	echo "TAP version 13"
@@ -69,6 +73,6 @@ rc3=$?
 count "$out/harness.ktap"
 
 echo "# KTAP files: $out/*.ktap; console logs: $out/vm-*.log"
-echo "# XFAIL (negative control detected the use-after-free) counts as passed; skipped: $skipped"
+echo "# XFAIL (a negative control caught by the suite) counts as passed; skipped: $skipped"
 echo "$pass passed, $failed failed"
 [ $failed -eq 0 ]

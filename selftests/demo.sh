@@ -7,6 +7,7 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 bin=$top/tools/target/release
 cd "$top" || exit 1
+. selftests/rust_modref_lib.sh # SPLAT_RE
 step() { printf '\n== %s\n' "$*"; }
 kmsg() { dmesg | grep -E 'rust_(consumer|provider):' | tail -n "${1:-2}" | sed 's/^/   kernel: /'; }
 
@@ -36,6 +37,26 @@ rc=$?
 sed 's/^/   /' "$out"
 rm -f "$out"
 
+step "a live provider withdraws a table while a call sleeps in it (configfs)"
+cfg=/sys/kernel/config/rust_provider
+grep -q ' /sys/kernel/config configfs ' /proc/mounts || mount -t configfs configfs /sys/kernel/config
+echo "   mkdir $cfg/foo; a 'hold foo 1000000' call sleeps 1 s in the table; then rmdir $cfg/foo"
+mkdir $cfg/foo || exit 1
+(exec 4<>/dev/rust_consumer; echo "hold foo 1000000" >&4; echo "   the hold: $(cat <&4)") &
+hold=$!
+held() { local l; exec 5<>/dev/rust_consumer; echo stats >&5; read -r l <&5; exec 5<&-; [[ $l == *refs_held=1* ]]; }
+exec {nap}<> <(:)
+for _ in $(seq 200); do held && break; read -rt 0.05 -u $nap; done
+t0=${EPOCHREALTIME/./}
+rmdir $cfg/foo
+t1=${EPOCHREALTIME/./}
+echo "   rmdir returned after $(( (t1 - t0) / 1000 )) ms, when the sleeping call had finished with the table"
+wait $hold
+exec 3<>/dev/rust_consumer
+echo "compute foo 1" >&3 2>/dev/null
+echo "   compute foo after rmdir: $(cat <&3) (ENODEV)"
+exec 3<&-
+
 step "counters (echo stats > /dev/rust_consumer)"
 exec 3<>/dev/rust_consumer
 echo stats >&3
@@ -44,9 +65,9 @@ exec 3<&-
 
 step "unload: provider first, then consumer"
 rmmod rust_provider && rmmod rust_consumer && kmsg 3
-if dmesg | grep -qE 'BUG:|WARNING:|Oops|KASAN:'; then
-	echo "   the kernel log shows a splat:"; dmesg | grep -E 'BUG:|WARNING:|Oops|KASAN:' | head -n 5
+if dmesg | grep -qE "$SPLAT_RE"; then
+	echo "   the kernel log shows a splat:"; dmesg | grep -E "$SPLAT_RE" | head -n 5
 	exit 1
 fi
-echo "   kernel log clean (no BUG/WARNING/Oops/KASAN)"
+echo "   kernel log clean (no splat: BUG, WARNING, Oops, KASAN, lockdep, refcount, UBSAN, hung task)"
 exit $rc

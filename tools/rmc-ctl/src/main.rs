@@ -65,6 +65,16 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Add and withdraw table NAME through configfs COUNT times: mkdir, a verified compute on it,
+    /// rmdir (timed: it returns once the table's calls drained), then ENODEV for NAME.
+    TableCycle {
+        name: String,
+        #[arg(short = 'n', long, default_value_t = 100)]
+        count: u64,
+        /// The provider's configfs directory.
+        #[arg(long, default_value = "/sys/kernel/config/rust_provider")]
+        configfs: String,
+    },
     /// Send COUNT random, mostly malformed requests (text and ioctl); check each outcome.
     Fuzz {
         #[arg(short = 'n', long, default_value_t = 10_000)]
@@ -333,6 +343,51 @@ fn check_text_answer(req: &[u8], answer: &str, t: &mut Tally) {
     }
 }
 
+/// `table-cycle`: see [`Cmd::TableCycle`].
+fn table_cycle(dev: &Device, name: &str, count: u64, configfs: &str) -> Result<(), String> {
+    let key = rmc::name_buf(name).ok_or_else(|| format!("bad table name '{name}'"))?;
+    let dir = std::path::Path::new(configfs).join(name);
+    let mut rmdir_us = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    for i in 1..=count {
+        std::fs::create_dir(&dir)
+            .map_err(|e| format!("cycle {i}: mkdir {}: {e}", dir.display()))?;
+        let x = i.wrapping_mul(0x9e37_79b9);
+        let a = dev
+            .call(&key, OP_COMPUTE, x)
+            .map_err(|e| format!("cycle {i}: compute on the new table: {}", errno_name(e)))?;
+        if a.result != rmc::compute_expected(x, a.instance_id) {
+            return Err(format!("cycle {i}: wrong answer {} for x={x}", a.result));
+        }
+        let t = std::time::Instant::now();
+        std::fs::remove_dir(&dir)
+            .map_err(|e| format!("cycle {i}: rmdir {}: {e}", dir.display()))?;
+        rmdir_us.push(t.elapsed().as_micros());
+        match dev.call(&key, OP_COMPUTE, x) {
+            Err(Errno::ENODEV) => {}
+            r => {
+                return Err(format!(
+                    "cycle {i}: after rmdir expected ENODEV, got {}",
+                    outcome_name(&r)
+                ))
+            }
+        }
+    }
+    rmdir_us.sort_unstable();
+    let at = |q: usize| {
+        rmdir_us
+            .get(q * rmdir_us.len().saturating_sub(1) / 100)
+            .copied()
+            .unwrap_or(0)
+    };
+    println!(
+        "{count} cycles of table {name}: rmdir p50 {} us, p99 {} us, max {} us",
+        at(50),
+        at(99),
+        at(100)
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let dev = match Device::open(&args.device) {
@@ -432,6 +487,19 @@ fn main() -> ExitCode {
                 }
             }
             outcome_name(&r)
+        }
+        Cmd::TableCycle {
+            name,
+            count,
+            configfs,
+        } => {
+            return match table_cycle(&dev, name, *count, configfs) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rmc-ctl: table-cycle: {e}");
+                    ExitCode::from(1)
+                }
+            };
         }
         Cmd::Fuzz {
             count,

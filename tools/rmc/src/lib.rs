@@ -11,71 +11,36 @@ use std::{
 
 use nix::errno::Errno;
 
-/// Size of a provider name buffer, including the terminating NUL.
-pub const NAME_LEN: usize = 32;
+/// The ioctl ABI, written once in the repository's `consumer_uapi.rs` and compiled into both
+/// the consumer module and this library.
+#[path = "../../../consumer_uapi.rs"]
+mod uapi;
+pub use uapi::{
+    BenchArgs, CallArgs, Stats, BENCH_BARE, BENCH_DISPATCH, BENCH_GET_PUT, BENCH_MAX_ITERS,
+    NAME_LEN, OP_COMPUTE, OP_DESCRIBE, OP_HOLD,
+};
+
 /// Longest `hold` a provider accepts, in microseconds.
 pub const HOLD_MAX_US: u32 = 1_000_000;
 
-/// `struct rmc_call` operation numbers.
-pub const OP_COMPUTE: u32 = 0;
-pub const OP_HOLD: u32 = 1;
-pub const OP_DESCRIBE: u32 = 2;
-
-/// `struct rmc_call`: one call of an op on a named provider (72 bytes).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CallArgs {
-    pub provider: [u8; NAME_LEN],
-    pub op: u32,
-    pub flags: u32,
-    pub arg: u64,
-    pub result: u64,
-    pub instance_id: u64,
-    pub version: u32,
-    pub reserved: u32,
-}
-
-/// `struct rmc_stats`: counters, total (empty name) or of one provider (88 bytes).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    pub provider: [u8; NAME_LEN],
-    pub calls_ok: u64,
-    pub calls_enodev: u64,
-    pub calls_failed: u64,
-    pub refs_taken: u64,
-    pub refs_released: u64,
-    pub refs_held: u64,
-    pub providers: u64,
-}
-
-/// `struct rmc_bench`: one in-kernel microbenchmark run (64 bytes).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct BenchArgs {
-    pub provider: [u8; NAME_LEN],
-    pub variant: u32,
-    pub flags: u32,
-    pub iters: u64,
-    pub ns: u64,
-    pub cpu: u32,
-    /// 0: run in the calling thread; N: in N kthreads, one on each of the first N online CPUs.
-    pub cpus: u32,
-}
-
-/// `struct rmc_bench` variants: (a) bare indirect call, (b) get + call + put, (c) full dispatch.
-pub const BENCH_BARE: u32 = 0;
-pub const BENCH_GET_PUT: u32 = 1;
-pub const BENCH_DISPATCH: u32 = 2;
-
 /// `ioctl` type byte of `/dev/rust_consumer`.
-pub const IOC_MAGIC: u8 = 0xB9;
+pub const IOC_MAGIC: u8 = uapi::IOC_MAGIC as u8;
 /// `RMC_IOC_CALL`, `RMC_IOC_STATS`, `RMC_IOC_NOP`, `RMC_IOC_BENCH`, `RMC_IOC_ECHO` as numbers.
-pub const CALL_CMD: u64 = nix::request_code_readwrite!(IOC_MAGIC, 1, 72);
-pub const STATS_CMD: u64 = nix::request_code_readwrite!(IOC_MAGIC, 2, 88);
-pub const NOP_CMD: u64 = nix::request_code_none!(IOC_MAGIC, 3);
-pub const BENCH_CMD: u64 = nix::request_code_readwrite!(IOC_MAGIC, 4, 64);
-pub const ECHO_CMD: u64 = nix::request_code_readwrite!(IOC_MAGIC, 5, 72);
+pub const CALL_CMD: u64 = uapi::RMC_IOC_CALL as u64;
+pub const STATS_CMD: u64 = uapi::RMC_IOC_STATS as u64;
+pub const NOP_CMD: u64 = uapi::RMC_IOC_NOP as u64;
+pub const BENCH_CMD: u64 = uapi::RMC_IOC_BENCH as u64;
+pub const ECHO_CMD: u64 = uapi::RMC_IOC_ECHO as u64;
+// nix computes the same numbers from the struct types: the two must agree. (`ioctl_num_type` is
+// `c_ulong` with glibc and `c_int` with musl: the casts are needed on one of them.)
+#[allow(clippy::unnecessary_cast)]
+const _: () = {
+    assert!(CALL_CMD == nix::request_code_readwrite!(IOC_MAGIC, 1, size_of::<CallArgs>()) as u64);
+    assert!(STATS_CMD == nix::request_code_readwrite!(IOC_MAGIC, 2, size_of::<Stats>()) as u64);
+    assert!(NOP_CMD == nix::request_code_none!(IOC_MAGIC, 3) as u64);
+    assert!(BENCH_CMD == nix::request_code_readwrite!(IOC_MAGIC, 4, size_of::<BenchArgs>()) as u64);
+    assert!(ECHO_CMD == nix::request_code_readwrite!(IOC_MAGIC, 5, size_of::<CallArgs>()) as u64);
+};
 nix::ioctl_readwrite!(ioc_call, IOC_MAGIC, 1, CallArgs);
 nix::ioctl_readwrite!(ioc_stats, IOC_MAGIC, 2, Stats);
 nix::ioctl_none!(ioc_nop, IOC_MAGIC, 3);

@@ -3,17 +3,19 @@
 #
 # Run a command inside the test kernel with virtme-ng and return the command's exit status.
 #
-#   tools/vm-run.sh [--cpus N] [--memory SIZE] [--timeout SECONDS] [--log FILE] -- CMD [ARGS...]
+#   scripts/vm-run.sh [--cpus N] [--memory SIZE] [--timeout SECONDS] [--log FILE] -- CMD [ARGS...]
 #
 # The guest sees the host's filesystem (this repository is writable). The full console log
 # (kernel messages and the command's output) is kept in FILE (default build/vm-<time>.log) and
 # build/vm-last.log points at it. The run never outlives --timeout: QEMU is killed and the exit
 # status is 124. KVM is used only where a quick probe boot proves it works (VM_KVM=auto, the
 # default; VM_KVM=0 forces TCG, VM_KVM=1 forces KVM). VM_APPEND adds kernel command-line arguments.
+# The debug kernel has kmemleak, which doubles boot time under TCG: it is switched off at boot
+# (kmemleak=off) unless VM_KMEMLEAK=1 (make soak, the leak checks).
 #
 # Exit status: the guest command's, or 124 timeout, 125 VM/setup failure.
 set -euo pipefail
-. "$(dirname "$0")/../scripts/lib.sh"
+. "$(dirname "$0")/lib.sh"
 
 cpus=${VM_CPUS:-4}
 memory=${VM_MEMORY:-2G}
@@ -74,6 +76,9 @@ mkdir -p "$RMR_BUILD"
 [ -n "$log" ] || log="$RMR_BUILD/vm-$(date +%Y%m%d-%H%M%S).log"
 ln -sfn "$log" "$RMR_BUILD/vm-last.log"
 
+kmemleak=kmemleak=off
+[ "${VM_KMEMLEAK:-0}" = 1 ] && kmemleak=kmemleak=on
+
 # The guest command runs from the repository top with the same environment knobs.
 guest_cmd="cd $(printf %q "$RMR_TOP") && $(printf '%q ' "$@")"
 log "VM: $(basename "$bzimage") from $kdir, $cpus vCPUs, $memory, $([ "$use_kvm" = 1 ] && echo KVM || echo TCG), timeout ${timeout}s, log $log"
@@ -84,7 +89,7 @@ set +e
 # start): tee keeps the whole stream, and the terminal shows everything but kernel lines.
 timeout -k 10 "$timeout" "$vng" --run "$bzimage" "${accel[@]}" --force-initramfs --force-9p \
 	--cpus "$cpus" --memory "$memory" --user root --rwdir "$RMR_TOP" \
-	--append "panic_on_warn=0${VM_APPEND:+ $VM_APPEND}" -v --exec "$guest_cmd" </dev/null 2>&1 |
+	--append "panic_on_warn=0 $kmemleak${VM_APPEND:+ $VM_APPEND}" -v --exec "$guest_cmd" </dev/null 2>&1 |
 	tee "$log" | grep --line-buffered -vE '^\[ *[0-9]+\.[0-9]+\]|^virtme'
 rc=${PIPESTATUS[0]}
 set -e

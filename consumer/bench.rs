@@ -1,0 +1,336 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `RMC_IOC_BENCH`: the in-kernel microbenchmark of the three ways to call a provider, in the
+//! calling thread or in one kthread per CPU. Off the fast path: nothing else runs this code.
+
+use core::{
+    hint::black_box,
+    ptr, //
+};
+use kernel::{
+    bindings,
+    cpu::CpuId,
+    cpumask::Cpumask,
+    ffi::{
+        c_int,
+        c_void, //
+    },
+    prelude::*,
+    sync::{
+        atomic::{
+            Acquire,
+            Atomic,
+            Relaxed,
+            Release, //
+        },
+        Completion,
+    },
+    time::{
+        delay::fsleep,
+        Delta,
+        Instant,
+        Monotonic, //
+    },
+};
+use pin_init::stack_pin_init;
+
+use crate::{
+    abi::{
+        ProviderOps,
+        NAME_LEN, //
+    },
+    call,
+    module_ref::ModuleRef,
+    registry::Registry,
+    uapi::{
+        self,
+        BenchArgs, //
+    },
+};
+
+/// `struct rmc_bench` variants, checked once when the request is read.
+#[derive(Clone, Copy)]
+enum Variant {
+    /// (a) A bare indirect call of `compute`, under the run's reference.
+    Bare,
+    /// (b) `try_module_get` + `compute` + `module_put` per iteration.
+    GetPut,
+    /// (c) The full dispatch per iteration: lookup, drain, reference, `compute`, release.
+    Dispatch,
+}
+
+impl Variant {
+    fn from_abi(v: u32) -> Result<Self> {
+        match v {
+            uapi::BENCH_BARE => Ok(Self::Bare),
+            uapi::BENCH_GET_PUT => Ok(Self::GetPut),
+            uapi::BENCH_DISPATCH => Ok(Self::Dispatch),
+            _ => Err(EINVAL),
+        }
+    }
+}
+
+/// Iterations between two looks at the stop condition (a signal, or the run being stopped).
+const CHECK_EVERY: u64 = 4096;
+/// Longest total busy-wait a run may ask of the race-window test hook, in microseconds.
+const MAX_RACE_WAIT_US: u64 = 10_000_000;
+
+/// What one benchmark loop needs; the threads of a concurrent run share one.
+///
+/// `BenchLoop` is `Sync` by its fields' types: `&ProviderOps` (`ProviderOps: Sync`), a key, and
+/// atomics. The reference that makes calling `ops` sound is not in here: the ioctl's
+/// [`crate::call::ProviderRef`] holds it for the whole run, and the run ends (every kthread has
+/// exited) before it is dropped.
+struct BenchLoop<'a> {
+    ops: &'a ProviderOps,
+    key: &'a [u8; NAME_LEN],
+    variant: Variant,
+    iters: u64,
+    /// Set when the run must stop early (a signal to the ioctl's caller).
+    stop: Atomic<u64>,
+}
+
+impl BenchLoop<'_> {
+    /// Whether the loop must stop: a signal to this thread, or the run being stopped.
+    fn interrupted(&self) -> bool {
+        self.stop.load(Relaxed) != 0 || kernel::current!().signal_pending()
+    }
+
+    /// Runs the loop in the current thread; returns the nanoseconds it took.
+    fn run(&self) -> Result<u64> {
+        let start = Instant::<Monotonic>::now();
+        let mut i = 0;
+        while i < self.iters {
+            let chunk_end = self.iters.min(i + CHECK_EVERY);
+            match self.variant {
+                Variant::Bare => {
+                    for x in i..chunk_end {
+                        // SAFETY: The run's reference is held by the ioctl (see `BenchLoop`).
+                        black_box(unsafe { call::compute(self.ops, x) });
+                    }
+                }
+                Variant::GetPut => {
+                    for x in i..chunk_end {
+                        // SAFETY: Direct protection: the ioctl holds a reference on the owner
+                        // for the whole run (see `BenchLoop`).
+                        let r = unsafe { ModuleRef::try_get(self.ops.owner) }.ok_or(ENODEV)?;
+                        // SAFETY: We hold `r` (and the run's reference).
+                        black_box(unsafe { call::compute(self.ops, x) });
+                        drop(r);
+                    }
+                }
+                Variant::Dispatch => {
+                    for x in i..chunk_end {
+                        let p = Registry::global().get(self.key)?;
+                        black_box(p.compute(x));
+                    }
+                }
+            }
+            i = chunk_end;
+            if i < self.iters && self.interrupted() {
+                return Err(EINTR);
+            }
+        }
+        Ok(u64::try_from(start.elapsed().as_nanos()).unwrap_or(0))
+    }
+}
+
+/// `RMC_IOC_BENCH`.
+pub(crate) fn ioctl(args: &mut BenchArgs, race_window_us: u32) -> Result {
+    if args.flags != 0 || args.iters == 0 || args.iters > uapi::BENCH_MAX_ITERS {
+        return Err(EINVAL);
+    }
+    let variant = Variant::from_abi(args.variant)?;
+    // The race-window hook busy-waits in every lookup: bound the run's total.
+    if matches!(variant, Variant::Dispatch)
+        && args.iters.saturating_mul(u64::from(race_window_us)) > MAX_RACE_WAIT_US
+    {
+        return Err(EINVAL);
+    }
+    let key = uapi::user_key(&args.provider)?;
+    let provider = Registry::global().get(&key)?;
+    let bench = BenchLoop {
+        ops: provider.ops(),
+        key: &key,
+        variant,
+        iters: args.iters,
+        stop: Atomic::new(0),
+    };
+    args.cpu = CpuId::current().as_u32();
+    args.ns = match args.cpus {
+        0 => bench.run()?,
+        n => run_kthreads(&bench, n)?,
+    };
+    drop(provider);
+    Ok(())
+}
+
+/// What the threads of a concurrent run share. Lives in the ioctl's frame.
+struct BenchStart<'a> {
+    bench: &'a BenchLoop<'a>,
+    threads: u32,
+    /// Counts the threads that reached the start line; the last one completes `all_ready`.
+    ready: Atomic<u32>,
+    all_ready: &'a Completion,
+    start: &'a Completion,
+    /// Counts the threads that are done with their job (the last thing each one touches).
+    done: Atomic<u32>,
+}
+
+/// One kthread's share of a concurrent run. Lives in the ioctl's frame until the thread exited.
+struct BenchJob<'a> {
+    shared: &'a BenchStart<'a>,
+    /// Out: the thread's loop time.
+    ns: u64,
+}
+
+/// The body of an `rmc_bench/N` kthread: meet the others at the start line, run, report.
+///
+/// # Safety
+///
+/// `data` points to a [`BenchJob`] that no other thread accesses, and that (with everything it
+/// borrows) stays valid until this thread has exited.
+unsafe extern "C" fn bench_thread(data: *mut c_void) -> c_int {
+    // SAFETY: The caller guarantees `data` is a valid `BenchJob` that only we access.
+    let job = unsafe { &mut *data.cast::<BenchJob<'_>>() };
+    let shared = job.shared;
+    // The ordering is provided by the completions' lock; the count only has to be exact.
+    if shared.ready.fetch_add(1, Relaxed) + 1 == shared.threads {
+        shared.all_ready.complete_all();
+    }
+    shared.start.wait_for_completion();
+    let ret = match shared.bench.run() {
+        Ok(ns) => {
+            job.ns = ns;
+            0
+        }
+        Err(e) => e.to_errno(),
+    };
+    // Release: `job.ns` is written before the ioctl sees this thread as done.
+    shared.done.fetch_add(1, Release);
+    ret
+}
+
+/// Runs `bench` in `n` kthreads at once, one bound to each of the first `n` online CPUs, released
+/// together once all of them are waiting; returns the sum of their loop times.
+///
+/// The jobs and the completions live in this frame; every thread that was created is stopped
+/// (`kthread_stop` waits for it to exit) before this function returns, on every path.
+fn run_kthreads(bench: &BenchLoop<'_>, n: u32) -> Result<u64> {
+    // CPU hotplug is held off until every thread has exited: a bound kthread whose CPU goes away
+    // would be moved (and logged), and "the first N online CPUs" must stay true while we measure.
+    // SAFETY: Paired with the `cpus_read_unlock` below; nothing in between takes the write side.
+    unsafe { bindings::cpus_read_lock() };
+    let res = run_kthreads_locked(bench, n);
+    // SAFETY: We took the read lock above.
+    unsafe { bindings::cpus_read_unlock() };
+    res
+}
+
+fn run_kthreads_locked(bench: &BenchLoop<'_>, n: u32) -> Result<u64> {
+    // SAFETY: `__cpu_online_mask` is a valid, static cpumask; we read it with hotplug held off.
+    let online = unsafe { Cpumask::from_raw(&raw const bindings::__cpu_online_mask) };
+    if n > kernel::cpu::nr_cpu_ids() {
+        return Err(EINVAL);
+    }
+    let threads = usize::try_from(n)?;
+    let mut cpus = KVec::with_capacity(threads, GFP_KERNEL)?;
+    for id in 0..kernel::cpu::nr_cpu_ids() {
+        if cpus.len() == threads {
+            break;
+        }
+        let cpu = CpuId::from_u32(id).ok_or(EINVAL)?;
+        if online.test(cpu) {
+            cpus.push(id, GFP_KERNEL)?;
+        }
+    }
+    if cpus.len() != threads {
+        return Err(EINVAL); // More threads asked for than CPUs are online.
+    }
+
+    stack_pin_init!(let all_ready = Completion::new());
+    stack_pin_init!(let start = Completion::new());
+    let shared = BenchStart {
+        bench,
+        threads: n,
+        ready: Atomic::new(0),
+        all_ready: &all_ready,
+        start: &start,
+        done: Atomic::new(0),
+    };
+    let mut jobs = KVec::with_capacity(threads, GFP_KERNEL)?;
+    for _ in 0..threads {
+        jobs.push(
+            BenchJob {
+                shared: &shared,
+                ns: 0,
+            },
+            GFP_KERNEL,
+        )?;
+    }
+    // No push after this point: the pointers handed to the threads stay valid.
+    let mut tasks: KVec<*mut bindings::task_struct> = KVec::with_capacity(threads, GFP_KERNEL)?;
+    let mut created = Ok(());
+    for (job, &cpu) in jobs.iter_mut().zip(cpus.iter()) {
+        // SAFETY: `bench_thread` accepts exactly a `BenchJob`; each job goes to one thread only,
+        // and every thread has exited before `jobs` (and what it borrows) goes out of scope, as
+        // the `kthread_stop` calls below wait for that. The name format has one `%u`, the CPU.
+        let task = unsafe {
+            bindings::kthread_create_on_cpu(
+                Some(bench_thread),
+                ptr::from_mut(job).cast(),
+                cpu,
+                c"rmc_bench/%u".as_char_ptr(),
+            )
+        };
+        match kernel::error::from_err_ptr(task) {
+            Ok(task) => {
+                // Our own reference: the thread may exit on its own before we stop it, and
+                // `kthread_stop` needs its task to still exist then.
+                // SAFETY: `task` is a valid task just created.
+                unsafe { bindings::get_task_struct(task) };
+                // Cannot fail: the capacity is `threads`.
+                if let Err(e) = tasks.push(task, GFP_NOWAIT) {
+                    // SAFETY: Created, never woken: stopping it exits it without running
+                    // `bench_thread`; then we drop the reference taken above.
+                    unsafe { bindings::kthread_stop_put(task) };
+                    created = Err(e.into());
+                    break;
+                }
+            }
+            Err(e) => {
+                created = Err(e);
+                break;
+            }
+        }
+    }
+    if created.is_ok() {
+        for &task in tasks.iter() {
+            // SAFETY: `task` is a created kthread on which we hold a reference.
+            unsafe { bindings::wake_up_process(task) };
+        }
+        shared.all_ready.wait_for_completion();
+        shared.start.complete_all();
+        // Wait in short sleeps rather than in one uninterruptible wait: a long run must not look
+        // like a hung task to the watchdog, and a signal to the caller stops the threads.
+        while shared.done.load(Acquire) < n {
+            if kernel::current!().signal_pending() {
+                bench.stop.store(1, Relaxed);
+            }
+            fsleep(Delta::from_millis(10));
+        }
+    }
+    // Threads never woken exit without running `bench_thread` (only on the error path above);
+    // the others are waited for until they have returned from it.
+    let mut first_err = created;
+    for &task in tasks.iter() {
+        // SAFETY: We hold a reference on `task`, a kthread; `kthread_stop_put` waits for it to
+        // exit, returns what its function returned and drops our reference.
+        let ret = unsafe { bindings::kthread_stop_put(task) };
+        if ret != 0 && first_err.is_ok() {
+            first_err = Err(Error::from_errno(ret));
+        }
+    }
+    first_err?;
+    Ok(jobs.iter().map(|j| j.ns).sum())
+}

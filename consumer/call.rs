@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Calling a provider: [`ProviderRef`], the right to use one table, and [`call`].
+
+use core::ptr::NonNull;
+use kernel::{
+    prelude::*,
+    sync::srcu, //
+};
+
+use crate::{
+    abi::{
+        ProviderInfo,
+        ProviderOps,
+        NAME_LEN, //
+    },
+    module_ref::ModuleRef,
+    registry::{
+        Registry,
+        Slot, //
+    },
+    stats::{
+        Counter,
+        ShardIdx, //
+    },
+};
+
+/// The right to call one table's ops, obtained only from [`Registry::get`].
+///
+/// # Invariants
+///
+/// - `_drain` is the read-side section of the slot's drain in which `ops` was loaded from the
+///   slot: the table stays alive (and complete) until it ends.
+/// - `_module_ref` holds a reference on `ops.owner`: the owner's exit cannot begin meanwhile.
+///
+/// Fields drop in declaration order: `module_put` happens while the drain section still keeps
+/// the `struct module` alive (the owner's exit withdraws its tables and waits for us).
+pub(crate) struct ProviderRef {
+    ops: NonNull<ProviderOps>,
+    slot: &'static Slot,
+    shard: ShardIdx,
+    _module_ref: ModuleRef,
+    _drain: srcu::Guard<'static>,
+}
+
+impl ProviderRef {
+    /// # Invariants
+    ///
+    /// The caller, [`Registry::get`], passes the guard of the section in which `ops` was found
+    /// and a reference on its owner.
+    pub(crate) fn new(
+        ops: &ProviderOps,
+        slot: &'static Slot,
+        shard: ShardIdx,
+        module_ref: ModuleRef,
+        drain: srcu::Guard<'static>,
+    ) -> Self {
+        Self {
+            ops: NonNull::from(ops),
+            slot,
+            shard,
+            _module_ref: module_ref,
+            _drain: drain,
+        }
+    }
+
+    /// The table. The borrow cannot outlive `self`, which keeps the table alive.
+    pub(crate) fn ops(&self) -> &ProviderOps {
+        // SAFETY: The table is alive while the drain section lasts (type invariant).
+        unsafe { self.ops.as_ref() }
+    }
+
+    pub(crate) fn compute(&self, x: u64) -> u64 {
+        // SAFETY: We hold a reference on the owner and the drain keeps the table alive.
+        unsafe { compute(self.ops(), x) }
+    }
+
+    fn hold(&self, us: u32) -> Result {
+        let Some(hold) = self.ops().hold else {
+            return Err(EINVAL); // Unreachable: registration refuses an incomplete table.
+        };
+        // SAFETY: We hold a reference on the owner of the code `hold` points to.
+        kernel::error::to_result(unsafe { hold(us) })
+    }
+
+    fn describe(&self) -> ProviderInfo {
+        let mut info = ProviderInfo {
+            name: [0; NAME_LEN],
+            version: 0,
+            instance_id: 0,
+        };
+        if let Some(describe) = self.ops().describe {
+            // SAFETY: We hold a reference on the owner of the code `describe` points to, and
+            // `info` is valid for writes.
+            unsafe { describe(&mut info) };
+        }
+        // One provider may register several tables sharing one `describe`: name the one called.
+        info.name = self.ops().name;
+        info
+    }
+
+    fn count(&self, c: Counter) {
+        self.slot.stats.inc(self.shard, c);
+    }
+}
+
+impl Drop for ProviderRef {
+    #[inline]
+    fn drop(&mut self) {
+        // Still inside the drain section and under the reference (the fields drop after this).
+        self.count(Counter::RefsReleased);
+    }
+}
+
+/// Calls `compute` of a table.
+///
+/// # Safety
+///
+/// The caller must hold a reference on `ops.owner` for the duration of the call (a
+/// [`ProviderRef`] does; the benchmark's threads rely on the run's one).
+#[inline]
+pub(crate) unsafe fn compute(ops: &ProviderOps, x: u64) -> u64 {
+    match ops.compute {
+        // SAFETY: The caller holds a reference on the owner of the code `compute` points to.
+        Some(f) => unsafe { f(x) },
+        None => 0, // Unreachable: registration refuses an incomplete table.
+    }
+}
+
+/// An operation on a provider.
+#[derive(Clone, Copy)]
+pub(crate) enum Op {
+    Compute(u64),
+    Hold(u32),
+    Describe,
+}
+
+/// What a call returns.
+pub(crate) struct Reply {
+    pub(crate) info: ProviderInfo,
+    pub(crate) result: u64,
+}
+
+/// Calls `op` on the table called `key`, inside its drain and under a reference on its owner.
+pub(crate) fn call(key: &[u8; NAME_LEN], op: Op) -> Result<Reply> {
+    let provider = Registry::global().get(key)?;
+    let mut result = 0;
+    let outcome = match op {
+        Op::Compute(x) => {
+            result = provider.compute(x);
+            Ok(())
+        }
+        Op::Hold(us) => provider.hold(us),
+        Op::Describe => Ok(()),
+    };
+    let info = provider.describe();
+    provider.count(match outcome {
+        Ok(()) => Counter::CallsOk,
+        Err(_) => Counter::CallsFailed,
+    });
+    outcome.map(|()| Reply { info, result })
+}

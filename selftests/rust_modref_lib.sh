@@ -1,0 +1,278 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Helper library of the rust_modref selftest (rust_modref.sh): constants, bounded waits, the
+# per-case cleanup stack, module and device helpers, the load generators, and run_case. Sourcing
+# it only defines things; lib_init opens what the waits need. Also sourced by the host-side
+# scripts for SPLAT_RE, the one definition of "the kernel log shows something went wrong".
+
+# Kernel log lines that mean something went wrong in the kernel.
+SPLAT_RE='BUG:|WARNING:|Oops|KASAN:|general protection fault|possible circular locking|refcount_t:|UBSAN:|INFO: task .* blocked|Unable to handle|kernel BUG'
+PROVIDER=rust_provider
+CONSUMER=rust_consumer
+DEV=/dev/rust_consumer
+CONFIGFS=/sys/kernel/config/rust_provider
+
+# ------------------------------------------------------------------------------------------------
+# The cleanup stack (as net/lib/sh/defer.sh): a case registers the undo of each resource right
+# where it creates it; run_case runs the stack after every case, on every path, newest first.
+
+DEFER_STACK=()
+defer() { DEFER_STACK+=("$(printf '%q ' "$@")"); }
+run_defers() {
+	local i
+	for ((i = ${#DEFER_STACK[@]} - 1; i >= 0; i--)); do
+		eval "${DEFER_STACK[i]}"
+	done
+	DEFER_STACK=()
+}
+
+# Why the current case failed or skipped; printed as a KTAP diagnostic / SKIP directive.
+REASON=""
+SKIP_REASON=""
+fail() {
+	REASON="$*"
+	return 1
+}
+skip() {
+	SKIP_REASON="$*"
+	return 0
+}
+
+# ------------------------------------------------------------------------------------------------
+# Clocks and bounded waits. Starting a process costs ~0.4 s in a TCG guest on a debug kernel, so
+# waits and clocks use bash builtins: nap SECONDS sleeps by timing out a read on a pipe nobody
+# writes.
+
+lib_init() { exec {NAP_FD}<> <(:); }
+nap() { read -rt "$1" -u "$NAP_FD"; }
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
+
+# loop_until TIMEOUT_S CMD...: poll CMD until it succeeds or the timeout passes.
+loop_until() {
+	local deadline=$(($(now_ms) + $1 * 1000))
+	shift
+	while ! "$@"; do
+		[ "$(now_ms)" -lt "$deadline" ] || return 1
+		nap 0.05
+	done
+}
+
+# wait_pid PID TIMEOUT_S: bounded wait for a background process; kills it on timeout (124).
+wait_pid() {
+	local pid=$1 deadline=$(($(now_ms) + $2 * 1000))
+	while kill -0 "$pid" 2>/dev/null; do
+		if [ "$(now_ms)" -ge "$deadline" ]; then
+			kill -KILL "$pid" 2>/dev/null
+			wait "$pid" 2>/dev/null
+			return 124
+		fi
+		nap 0.05
+	done
+	wait "$pid"
+}
+
+# stop_bg PID: TERM a background process and wait for it (bounded); nothing if it is gone.
+stop_bg() {
+	kill -0 "$1" 2>/dev/null || { wait "$1" 2>/dev/null; return 0; }
+	kill -TERM "$1" 2>/dev/null
+	wait_pid "$1" 20
+}
+
+# ------------------------------------------------------------------------------------------------
+# Modules.
+
+is_loaded() { [ -d "/sys/module/$1" ]; }
+
+load() {
+	local mod=$1 dir=${2:-$MODDIR}
+	shift 2 2>/dev/null || shift
+	insmod "$dir/$mod.ko" "$@"
+}
+
+unload_all() {
+	local m
+	for m in $PROVIDER $CONSUMER; do
+		if is_loaded "$m"; then
+			# Bounded: refcount must drain (no load runs after the cleanup stack stopped it).
+			loop_until 10 rmmod "$m" 2>/dev/null || echo "# cleanup: could not remove $m" >&2
+		fi
+	done
+}
+
+# Withdraw every configfs table (each pins the provider); each rmdir is bounded by its drain.
+remove_tables() {
+	local d
+	for d in "$CONFIGFS"/*/; do
+		[ -d "$d" ] && rmdir "$d" 2>/dev/null
+	done
+	return 0
+}
+
+refcnt() {
+	local v=-1
+	read -r v <"/sys/module/$PROVIDER/refcnt" 2>/dev/null
+	echo "$v"
+}
+refcnt_at_least() { [ "$(refcnt)" -ge "$1" ]; }
+
+ensure_consumer() { is_loaded $CONSUMER || load $CONSUMER; }
+ensure_pair() { ensure_consumer && { is_loaded $PROVIDER || load $PROVIDER; }; }
+
+# Kernel log from the marker line on.
+log_since() { dmesg | sed -n "/$1/,\$p"; }
+
+# ------------------------------------------------------------------------------------------------
+# The device.
+
+# The answer compute(x) must give for instance id: SplitMix64's finaliser of x ^ id, in bash's
+# wrapping 64-bit arithmetic (logical shifts by masking). Independent of the Rust tools.
+compute_expected() {
+	local z=$((($1 ^ $2) + 0x9e3779b97f4a7c15))
+	z=$(((z ^ ((z >> 30) & 0x3ffffffff)) * 0xbf58476d1ce4e5b9))
+	z=$(((z ^ ((z >> 27) & 0x1fffffffff)) * 0x94d049bb133111eb))
+	z=$((z ^ ((z >> 31) & 0x1ffffffff)))
+	printf '%u\n' $z
+}
+
+# text REQUEST: one request through the text interface; prints the answer, returns write's status.
+text() {
+	local rc
+	exec 3<>$DEV || return 1
+	echo "$1" 2>/dev/null >&3
+	rc=$?
+	cat <&3
+	exec 3<&-
+	return $rc
+}
+
+# field NAME TEXT: the value of NAME=... in TEXT (any line).
+field() { sed -n "s/.*[ ^]$1=\([^ ]*\).*/\1/p" <<<" ${2//$'\n'/ }"; }
+
+# refs_held: calls in flight (they still move in the negative-control builds).
+refs_held() {
+	local line
+	exec 5<>$DEV || return 1
+	echo stats >&5 && read -r line <&5
+	exec 5<&-
+	field refs_held " $line"
+}
+holds_in_flight() { [ "$(refs_held)" -ge "${1:-1}" ] 2>/dev/null; }
+
+# hold_loop_background [TABLE]: back-to-back 1 s holds on TABLE (default rust_provider) until
+# stopped or a hold fails (ENODEV once the table or the provider is gone). One open file, and
+# `echo` is a builtin: nothing is forked between two holds. Stopped by the cleanup stack, or
+# earlier by stop_hold_loops.
+HOLD_LOOP_PIDS=()
+hold_loop_background() {
+	local table=${1:-$PROVIDER}
+	(exec 4<>$DEV && while echo "hold $table 1000000" >&4 2>/dev/null; do :; done) &
+	HOLD_LOOP_PIDS+=($!)
+	defer stop_bg $!
+}
+# stop_hold_loops: bounded, each loop ends once its current hold (<= 1 s) returns.
+stop_hold_loops() {
+	local pid
+	for pid in "${HOLD_LOOP_PIDS[@]}"; do
+		stop_bg "$pid"
+	done
+	HOLD_LOOP_PIDS=()
+}
+
+# ------------------------------------------------------------------------------------------------
+# The tools.
+
+need_tools() {
+	local t
+	for t in rmc-load rmc-ctl rmmod-wait; do
+		[ -x "$TOOLS_DIR/$t" ] || { skip "$TOOLS_DIR/$t not built (make tools)"; return 1; }
+	done
+}
+rmc_ctl() { "$TOOLS_DIR/rmc-ctl" "$@"; }
+rmmod_wait() { "$TOOLS_DIR/rmmod-wait" "$@"; }
+stat_of() { field "$1" " $(rmc_ctl stats 2>/dev/null)" | grep . || echo 0; }
+
+# start_load ARGS...: the load generator at >= 4 threads until stop_load (or the cleanup
+# stack); summary in $TMP/load.txt.
+start_load() {
+	local threads
+	threads=$(nproc)
+	[ "$threads" -ge 4 ] || threads=4
+	"$TOOLS_DIR/rmc-load" -j "$threads" -d 600 --json "$@" >"$TMP/load.json" 2>"$TMP/load.txt" &
+	LOAD_PID=$!
+	defer stop_bg "$LOAD_PID"
+	# Bounded wait until calls flow (or the generator died).
+	loop_until 10 load_running || true
+}
+load_running() {
+	kill -0 "$LOAD_PID" 2>/dev/null || return 0
+	[ "$(stat_of calls_ok)" -gt "${LOAD_BASE_OK:-0}" ]
+}
+
+# stop_load: stop the generator (bounded); LOAD_RC, LOAD_OK, LOAD_ENODEV set.
+stop_load() {
+	stop_bg "$LOAD_PID"
+	LOAD_RC=$?
+	local line
+	line=$(grep -m1 '^  ok ' "$TMP/load.txt")
+	LOAD_OK=$(sed -n 's/^  ok \([0-9]*\) .*/\1/p' <<<"$line")
+	LOAD_ENODEV=$(sed -n 's/.*ENODEV \([0-9]*\) .*/\1/p' <<<"$line")
+	sed 's/^/# load: /' "$TMP/load.txt"
+}
+
+# remove_patiently: rmmod --wait on the provider; fails if it is not gone within the bound.
+# REMOVAL_MS is the tool's own time from its first attempt to the module being gone.
+remove_patiently() {
+	local rc
+	rmmod_wait --wait --verbose --timeout "$REMOVAL_BOUND_S" $PROVIDER 2>"$TMP/rmmod.err"
+	rc=$?
+	REMOVAL_MS=$(sed -n 's/.*removed after \([0-9]*\) attempt(s), \([0-9.]*\) ms/\2/p' "$TMP/rmmod.err")
+	REMOVAL_ATTEMPTS=$(sed -n 's/.*removed after \([0-9]*\) attempt(s).*/\1/p' "$TMP/rmmod.err")
+	[ $rc -eq 0 ] || fail "rmmod-wait exited $rc: $(tail -n 3 "$TMP/rmmod.err")" || return
+	! is_loaded $PROVIDER || fail "rmmod-wait exited 0 but $PROVIDER is still loaded"
+}
+
+# ------------------------------------------------------------------------------------------------
+# Running a case.
+
+# ktap_skip_case NAME REASON: a skipped case; the name stays stable, the reason goes in the
+# directive ("ok 3 name # SKIP reason").
+ktap_skip_case() {
+	__ktap_test "ok" "$1" "SKIP $2"
+	KTAP_CNT_SKIP=$((KTAP_CNT_SKIP + 1))
+}
+
+# run_case NAME: one KTAP line for test_NAME. The case's cleanup stack runs first, then the
+# kernel log since the case's marker is scanned: a splat fails the case. A negative control
+# inverts the verdict: the case it runs must fail (NC_RC) or the log show a splat: XFAIL.
+NC_RC=""
+run_case() {
+	local name=$1 marker splats rc
+	marker="rust_modref_selftest: case $name start $$.$RANDOM"
+	echo "$marker" >/dev/kmsg
+	REASON="" SKIP_REASON="" NC_RC=""
+	"test_$name"
+	rc=$?
+	run_defers
+	splats=$(log_since "$marker" | grep -E "$SPLAT_RE")
+	if [ -n "$SKIP_REASON" ]; then
+		ktap_skip_case "$name" "$SKIP_REASON"
+	elif [[ $name == negative_control* ]]; then
+		if [ $rc -eq 0 ] && { [ "${NC_RC:-0}" -ne 0 ] || [ -n "$splats" ]; }; then
+			[ -z "$splats" ] || { ktap_print_msg "$name: the kernel log shows the fault:"; echo "$splats" | head -n 5 | sed 's/^/#   /'; }
+			ktap_test_xfail "$name"
+		else
+			ktap_print_msg "$name: ${REASON:-the case passed and the log is clean: the suite would not catch this defect}"
+			ktap_test_fail "$name"
+		fi
+	elif [ -n "$splats" ]; then
+		ktap_print_msg "$name: kernel log shows a splat:"
+		echo "$splats" | head -n 20 | sed 's/^/#   /'
+		ktap_print_msg "$name: ${REASON:-kernel splat during the case}"
+		ktap_test_fail "$name"
+	elif [ $rc -eq 0 ]; then
+		ktap_test_pass "$name"
+	else
+		ktap_print_msg "$name: $REASON"
+		ktap_test_fail "$name"
+	fi
+}
