@@ -55,6 +55,8 @@ mod abi;
 mod bench;
 #[path = "consumer/call.rs"]
 mod call;
+#[path = "consumer/kunit.rs"]
+mod kunit;
 #[path = "consumer/module_ref.rs"]
 mod module_ref;
 #[path = "consumer/registry.rs"]

@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# make test: run the selftests in the test kernel, then the negative controls in a boot of their own,
+# make test: run the selftests (and count the consumer's KUnit tests, which run when it loads) in
+# the test kernel, then the negative controls in a boot of their own,
 # then prove that a failing guest command fails the run. Prints the KTAP of each boot and a final
 # "N passed, N failed" line (an XFAIL reported as expected counts as passed).
 #
@@ -10,6 +11,8 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
+# One kernel for all three boots, even if build/kdir is re-pointed meanwhile (make kernel KFLAVOR=...).
+export KDIR=$(readlink -f "${KDIR:-$RMR_BUILD/kdir}")
 mkdir -p "$RMR_BUILD/test"
 out="$RMR_BUILD/test"
 rm -f "$out"/*.ktap
@@ -34,6 +37,23 @@ count "$out/selftests.ktap"
 grep -qE '^1\.\.[0-9]+' "$out/selftests.ktap" || { echo "# selftests: no KTAP plan"; failed=$((failed + 1)); }
 [ $rc1 -eq 0 ] || [ "$(grep -c '^not ok' "$out/selftests.ktap")" -gt 0 ] ||
 	{ echo "# selftests: VM exited $rc1 without a failing case"; failed=$((failed + 1)); }
+
+# KUnit: the consumer's #[kunit_tests] ran when boot 1 first loaded it, and their KTAP is in the
+# console log; count that first run of the suite (every later load runs it again).
+kunit=$(tr -d '\r' <"$out/vm-selftests.log" | sed -E 's/^\[ *[0-9]+\.[0-9]+\] //' |
+	awk '/^ *# Subtest: rust_consumer$/ {on = 1; next}
+	     on && /^(not )?ok [0-9]+ rust_consumer/ {exit}
+	     on && /^ +(not )?ok [0-9]+ / {sub(/^ +/, ""); print}')
+{
+	echo "TAP version 13"
+	if [ -n "$kunit" ]; then
+		echo "1..$(grep -c . <<<"$kunit")"
+		echo "$kunit"
+	else
+		printf '1..1\nnot ok 1 kunit_rust_consumer # no KUnit results for rust_consumer in the console log\n'
+	fi
+} | tee "$out/kunit.ktap"
+count "$out/kunit.ktap"
 
 # Boot 2: the negative controls, alone, so that the faults they provoke cannot poison other
 # cases. The second usually leaves the guest dead: then the console log decides its line.

@@ -32,11 +32,11 @@ struct Args {
 enum Cmd {
     /// Run the in-kernel variants at 1..=CPUS concurrent CPUs; JSON on stdout, table on stderr.
     Kernel {
-        /// Iterations per thread and run.
-        #[arg(short = 'n', long, default_value_t = 200_000)]
+        /// Iterations per thread and run (1 to 100000000).
+        #[arg(short = 'n', long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..=rmc::BENCH_MAX_ITERS))]
         iters: u64,
-        /// Highest number of CPUs to run on at once (default: all online).
-        #[arg(long)]
+        /// Highest number of CPUs to run on at once, 1 or more (default: all online).
+        #[arg(long, value_parser = parse_at_least_one)]
         cpus: Option<usize>,
         /// Run only the point at CPUS, not every count from 1 up to it.
         #[arg(long, requires = "cpus")]
@@ -93,6 +93,14 @@ fn parse_variant(s: &str) -> Result<u32, String> {
                 names.join(", ")
             )
         })
+}
+
+/// A count of 1 or more.
+fn parse_at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{s}' is not a whole number of 1 or more")),
+    }
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -635,6 +643,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn zero_cpus_or_iterations_are_usage_errors() {
+        for bad in [
+            &["rmc-bench", "kernel", "--exact", "--cpus", "0"][..],
+            &["rmc-bench", "kernel", "-n", "0"],
+            &["rmc-bench", "kernel", "-n", "100000001"],
+        ] {
+            assert!(Args::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+        assert!(Args::try_parse_from(["rmc-bench", "kernel", "--exact", "--cpus", "2"]).is_ok());
+    }
+
+    #[test]
     fn medians() {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
@@ -646,5 +666,38 @@ mod tests {
         assert_eq!(parse_variant("c_full_dispatch"), Ok(BENCH_DISPATCH));
         assert_eq!(parse_variant("b"), Ok(BENCH_GET_PUT));
         assert!(parse_variant("d").is_err());
+    }
+
+    #[test]
+    fn no_command_line_panics() {
+        let mut rng = rmc::Rng(0x5eed);
+        for _ in 0..20_000 {
+            let argv = rmc::random_argv(
+                &mut rng,
+                "rmc-bench",
+                &[
+                    "kernel",
+                    "report",
+                    "-n",
+                    "--iters",
+                    "--cpus",
+                    "--exact",
+                    "--reps",
+                    "--variant",
+                    "a",
+                    "c_full_dispatch",
+                    "--provider",
+                    "--out",
+                    "--index",
+                    "4",
+                    "1",
+                ],
+            );
+            let parsed = std::panic::catch_unwind(|| Args::try_parse_from(&argv));
+            assert!(parsed.is_ok(), "{argv:?} panicked");
+            if let Ok(Ok(a)) = parsed {
+                let _ = a;
+            }
+        }
     }
 }

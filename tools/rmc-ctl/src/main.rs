@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use nix::errno::Errno;
-use rmc::{Device, NAME_LEN, OP_COMPUTE, OP_DESCRIBE, OP_HOLD};
+use rmc::{Device, Rng, NAME_LEN, OP_COMPUTE, OP_DESCRIBE, OP_HOLD};
 
 const EXIT_HELP: &str = "\
 Exit status:
@@ -54,7 +54,8 @@ enum Cmd {
     Ioctl {
         #[arg(value_parser = parse_u64)]
         cmd: u64,
-        /// "buffer" (4 KiB of zeroes), "null", or an address in hex.
+        /// "buffer" (16 KiB of zeroes, the most an ioctl number can encode), "null", or an
+        /// address in hex (the kernel may write there: use unmapped addresses only).
         #[arg(long, default_value = "buffer")]
         arg: String,
     },
@@ -85,6 +86,9 @@ enum Cmd {
         provider: String,
     },
 }
+
+/// The largest argument size an ioctl number can encode (14 bits).
+const IOC_SIZE_MAX: usize = 1 << 14;
 
 fn parse_u64(s: &str) -> Result<u64, String> {
     let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
@@ -121,24 +125,6 @@ const TEXT_ERRNOS: &[Errno] = &[Errno::EINVAL, Errno::ENODEV];
 const CALL_ERRNOS: &[Errno] = &[Errno::EINVAL, Errno::ENODEV, Errno::EFAULT];
 const UNKNOWN_CMD_ERRNOS: &[Errno] = &[Errno::ENOTTY];
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // SplitMix64.
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[self.below(v.len() as u64) as usize]
-    }
-}
-
 /// A number for a hold: small (fast), or too large for the provider or for u32 (refused).
 fn hold_arg(rng: &mut Rng) -> u64 {
     match rng.below(4) {
@@ -157,8 +143,8 @@ fn random_word(rng: &mut Rng, provider: &str) -> Vec<u8> {
         4 => b"list".to_vec(),
         5 => provider.as_bytes().to_vec(),
         6 => b"nosuch_provider".to_vec(),
-        7 => rng.next().to_string().into_bytes(),
-        8 => format!("0x{:x}", rng.next()).into_bytes(),
+        7 => rng.next_u64().to_string().into_bytes(),
+        8 => format!("0x{:x}", rng.next_u64()).into_bytes(),
         9 => b"99999999999999999999999".to_vec(),
         10 => vec![b'x'; rng.below(40) as usize],
         _ => (0..rng.below(12)).map(|_| rng.below(256) as u8).collect(),
@@ -168,7 +154,7 @@ fn random_word(rng: &mut Rng, provider: &str) -> Vec<u8> {
 /// A random text request: well-formed ones with random arguments, or random word salad.
 fn random_text(rng: &mut Rng, provider: &str) -> Vec<u8> {
     let mut req = match rng.below(5) {
-        0 => format!("compute {provider} {}", rng.next()).into_bytes(),
+        0 => format!("compute {provider} {}", rng.next_u64()).into_bytes(),
         1 => format!("hold {provider} {}", hold_arg(rng)).into_bytes(),
         2 => format!("describe {provider}").into_bytes(),
         _ => {
@@ -222,7 +208,7 @@ impl Tally {
 fn fuzz(dev: &Device, count: u64, seed: u64, provider: &str) -> bool {
     let mut rng = Rng(seed);
     let mut t = Tally::default();
-    let mut buf = vec![0u8; 4096];
+    let mut buf = vec![0u8; IOC_SIZE_MAX];
     for _ in 0..count {
         match rng.below(3) {
             0 => {
@@ -248,25 +234,28 @@ fn fuzz(dev: &Device, count: u64, seed: u64, provider: &str) -> bool {
                 let arg = if op == OP_HOLD {
                     hold_arg(&mut rng)
                 } else {
-                    rng.next()
+                    rng.next_u64()
                 };
                 let mut name = [0u8; NAME_LEN];
                 match rng.below(4) {
                     0 => name.fill(b'a'),
                     1 => name[..5].copy_from_slice(b"nosuc"),
-                    _ => name[..provider.len()].copy_from_slice(provider.as_bytes()),
+                    _ => {
+                        let n = provider.len().min(NAME_LEN);
+                        name[..n].copy_from_slice(&provider.as_bytes()[..n]);
+                    }
                 }
                 let mut a = rmc::CallArgs {
                     provider: name,
                     op,
                     flags: if rng.below(5) == 0 {
-                        rng.next() as u32
+                        rng.next_u64() as u32
                     } else {
                         0
                     },
                     arg,
                     reserved: if rng.below(5) == 0 {
-                        rng.next() as u32
+                        rng.next_u64() as u32
                     } else {
                         0
                     },
@@ -275,9 +264,14 @@ fn fuzz(dev: &Device, count: u64, seed: u64, provider: &str) -> bool {
                 let cmd = rmc::CALL_CMD;
                 let r = match rng.below(6) {
                     // Bad pointers: NULL, a kernel address, an unmapped user address.
-                    0 => dev.raw_ioctl(cmd, *rng.pick(&[0usize, 0xffff_8880_0000_0000, 0x10])),
+                    // SAFETY: Null, a kernel address and the zero page: none is mapped writable
+                    // for us, so the kernel fails with EFAULT instead of writing.
+                    0 => unsafe {
+                        dev.raw_ioctl(cmd, *rng.pick(&[0usize, 0xffff_8880_0000_0000, 0x10]))
+                    },
                     _ => {
-                        let r = dev.raw_ioctl(cmd, std::ptr::from_mut(&mut a) as usize);
+                        // SAFETY: `a` is a `CallArgs` we own, the size `cmd` encodes (72 bytes).
+                        let r = unsafe { dev.raw_ioctl(cmd, std::ptr::from_mut(&mut a) as usize) };
                         if r.is_ok()
                             && op == OP_COMPUTE
                             && a.result != rmc::compute_expected(arg, a.instance_id)
@@ -306,7 +300,8 @@ fn fuzz(dev: &Device, count: u64, seed: u64, provider: &str) -> bool {
                 {
                     continue;
                 }
-                let r = dev.raw_ioctl(cmd, buf.as_mut_ptr() as usize);
+                // SAFETY: `buf` is ours and as large as any size an ioctl number can encode.
+                let r = unsafe { dev.raw_ioctl(cmd, buf.as_mut_ptr() as usize) };
                 t.note("ioctl", &r, UNKNOWN_CMD_ERRNOS, format!("cmd={cmd:#x}"));
             }
         }
@@ -430,7 +425,8 @@ fn main() -> ExitCode {
                 reserved: *reserved,
                 ..Default::default()
             };
-            let r = dev.raw_ioctl(rmc::CALL_CMD, std::ptr::from_mut(&mut a) as usize);
+            // SAFETY: `a` is a `CallArgs` we own, the size `CALL_CMD` encodes.
+            let r = unsafe { dev.raw_ioctl(rmc::CALL_CMD, std::ptr::from_mut(&mut a) as usize) };
             if r.is_ok() {
                 println!(
                     "ok op={op} result={} instance={:#018x} version={}",
@@ -451,7 +447,7 @@ fn main() -> ExitCode {
             outcome_name(&r)
         }
         Cmd::Ioctl { cmd, arg } => {
-            let mut buf = vec![0u8; 4096];
+            let mut buf = vec![0u8; IOC_SIZE_MAX];
             let ptr = match arg.as_str() {
                 "buffer" => buf.as_mut_ptr() as usize,
                 "null" => 0,
@@ -463,7 +459,9 @@ fn main() -> ExitCode {
                     }
                 },
             };
-            outcome_name(&dev.raw_ioctl(*cmd, ptr))
+            // SAFETY: `ptr` is null, our buffer of the largest size an ioctl number encodes, or
+            // an address the user typed to test EFAULT (their choice, documented in --help).
+            outcome_name(&unsafe { dev.raw_ioctl(*cmd, ptr) })
         }
         Cmd::Stats { provider, json } => {
             let r = dev.stats(provider.as_deref().unwrap_or(""));
@@ -556,5 +554,58 @@ mod tests {
         assert!(t.wrong.is_empty());
         check_text_answer(b"", "ok compute provider=p instance=0x9 x=5 y=1\n", &mut t);
         assert_eq!(t.wrong.len(), 1);
+    }
+
+    #[test]
+    fn no_command_line_panics() {
+        let mut rng = rmc::Rng(0x5eed);
+        for _ in 0..20_000 {
+            let argv = rmc::random_argv(
+                &mut rng,
+                "rmc-ctl",
+                &[
+                    "call",
+                    "text",
+                    "ioctl",
+                    "stats",
+                    "fuzz",
+                    "table-cycle",
+                    "--expect",
+                    "-e",
+                    "ENODEV",
+                    "ok",
+                    "--flags",
+                    "--reserved",
+                    "--unterminated",
+                    "--arg",
+                    "null",
+                    "buffer",
+                    "--json",
+                    "-n",
+                    "--count",
+                    "--seed",
+                    "--provider",
+                    "-p",
+                    "--configfs",
+                    "compute",
+                    "hold",
+                    "describe",
+                    "7",
+                    "rust_provider",
+                    "--device",
+                ],
+            );
+            let parsed = std::panic::catch_unwind(|| Args::try_parse_from(&argv));
+            assert!(parsed.is_ok(), "{argv:?} panicked");
+            if let Ok(Ok(a)) = parsed {
+                if let Cmd::Call { op, .. } = &a.cmd {
+                    let _ = op_number(op);
+                }
+                if let Cmd::Ioctl { arg, .. } = &a.cmd {
+                    let _ = parse_u64(arg);
+                }
+                let _ = a;
+            }
+        }
     }
 }

@@ -25,7 +25,8 @@ use serde::Serialize;
 const EXIT_HELP: &str = "\
 Exit status:
   0  every outcome was allowed (ok, and the errnos given to --allow) and every answer verified
-  1  a disallowed errno, a wrong answer, or fewer instance ids than --min-instances
+  1  a disallowed errno, a wrong answer, no call answered (unless --allow-no-answer), or fewer
+     instance ids than --min-instances
   2  usage error
   3  the device could not be opened";
 
@@ -43,7 +44,7 @@ struct Args {
     #[arg(short = 'j', long)]
     threads: Option<usize>,
     /// Run for this many seconds (fractions allowed); default 10 unless --count is given.
-    #[arg(short, long)]
+    #[arg(short, long, value_parser = parse_seconds)]
     duration: Option<f64>,
     /// Stop each thread after this many calls.
     #[arg(short = 'n', long)]
@@ -58,6 +59,10 @@ struct Args {
     /// Errnos allowed besides success (comma-separated names, or "none").
     #[arg(long, default_value = "ENODEV", value_parser = parse_allow)]
     allow: Allow,
+    /// Pass even when no call got an answer (by default a run of only errors fails: a mistyped
+    /// provider name gives nothing but ENODEV).
+    #[arg(long)]
+    allow_no_answer: bool,
     /// Fail unless at least this many distinct provider instance ids answered.
     #[arg(long, default_value_t = 0)]
     min_instances: usize,
@@ -116,23 +121,18 @@ impl Mix {
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Allow(BTreeSet<i32>);
 
-fn errno_from_name(name: &str) -> Option<Errno> {
-    // The errnos this interface can produce, plus a few common ones.
-    [
-        Errno::ENODEV,
-        Errno::EINVAL,
-        Errno::ENOTTY,
-        Errno::EFAULT,
-        Errno::ENOENT,
-        Errno::EBUSY,
-        Errno::EAGAIN,
-        Errno::EINTR,
-        Errno::ENOSPC,
-        Errno::EEXIST,
-        Errno::EIO,
-    ]
-    .into_iter()
-    .find(|e| format!("{e:?}") == name.to_ascii_uppercase())
+/// A duration in seconds that `Duration` can hold.
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    match Duration::try_from_secs_f64(v) {
+        Ok(_) => Ok(v),
+        Err(_) => Err(format!(
+            "'{s}' is not a duration (0 to {} s)",
+            Duration::MAX.as_secs()
+        )),
+    }
 }
 
 fn parse_allow(s: &str) -> Result<Allow, String> {
@@ -142,7 +142,7 @@ fn parse_allow(s: &str) -> Result<Allow, String> {
     s.split(',')
         .filter(|p| !p.is_empty())
         .map(|p| {
-            errno_from_name(p)
+            rmc::errno_from_name(p)
                 .map(|e| e as i32)
                 .ok_or_else(|| format!("unknown errno name '{p}'"))
         })
@@ -158,8 +158,11 @@ fn verify_compute(x: u64, got: u64, instance_id: u64) -> bool {
 /// What one thread saw.
 struct ThreadResult {
     calls: u64,
+    /// Verified answers (a wrong one is counted in `wrong_count`, not here).
     ok: u64,
     errors: BTreeMap<i32, u64>,
+    /// Every wrong answer, and the first few of them in words.
+    wrong_count: u64,
     wrong: Vec<String>,
     instances: BTreeSet<u64>,
     latency_ns: Histogram<u64>,
@@ -177,18 +180,12 @@ struct Shared {
     deadline: Option<Instant>,
 }
 
-fn xorshift(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
-
 fn worker(sh: &Shared, seed: u64) -> ThreadResult {
     let mut r = ThreadResult {
         calls: 0,
         ok: 0,
         errors: BTreeMap::new(),
+        wrong_count: 0,
         wrong: Vec::new(),
         instances: BTreeSet::new(),
         latency_ns: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds"),
@@ -196,7 +193,7 @@ fn worker(sh: &Shared, seed: u64) -> ThreadResult {
         elapsed: Duration::ZERO,
     };
     let interval = Duration::from_millis(sh.args.interval_ms.max(1));
-    let mut rng = seed | 1;
+    let mut rng = rmc::Rng(seed);
     let mut last_instance = None;
     loop {
         if sh.stop.load(Ordering::Relaxed) || sh.args.count.is_some_and(|n| r.calls >= n) {
@@ -206,8 +203,8 @@ fn worker(sh: &Shared, seed: u64) -> ThreadResult {
         if sh.deadline.is_some_and(|d| t0 >= d) {
             break;
         }
-        let op = sh.args.mix.pick(xorshift(&mut rng));
-        let x = xorshift(&mut rng);
+        let op = sh.args.mix.pick(rng.next_u64());
+        let x = rng.next_u64();
         let res = match op {
             0 => sh.dev.call(&sh.provider, OP_COMPUTE, x),
             1 => sh
@@ -230,23 +227,32 @@ fn worker(sh: &Shared, seed: u64) -> ThreadResult {
         }
         match res {
             Ok(a) => {
-                r.ok += 1;
-                r.timeline[bucket][0] += 1;
                 // Only on a change: the set is for reloads, not for every call's cost.
                 if op < 3 && last_instance != Some(a.instance_id) {
                     last_instance = Some(a.instance_id);
                     r.instances.insert(a.instance_id);
                 }
-                if op == 4 && a.result != x && r.wrong.len() < 10 {
-                    r.wrong.push(format!("echo({x:#x}) = {:#x}", a.result));
-                }
-                if op == 0 && !verify_compute(x, a.result, a.instance_id) && r.wrong.len() < 10 {
-                    r.wrong.push(format!(
+                let wrong = match op {
+                    0 if !verify_compute(x, a.result, a.instance_id) => Some(format!(
                         "compute({x:#x}) = {:#x} from instance {:#x}, expected {:#x}",
                         a.result,
                         a.instance_id,
                         rmc::compute_expected(x, a.instance_id)
-                    ));
+                    )),
+                    4 if a.result != x => Some(format!("echo({x:#x}) = {:#x}", a.result)),
+                    _ => None,
+                };
+                match wrong {
+                    Some(w) => {
+                        r.wrong_count += 1;
+                        if r.wrong.len() < 10 {
+                            r.wrong.push(w);
+                        }
+                    }
+                    None => {
+                        r.ok += 1;
+                        r.timeline[bucket][0] += 1;
+                    }
                 }
             }
             Err(e) => {
@@ -269,7 +275,8 @@ struct Report {
     ok: u64,
     enodev: u64,
     other_errors: BTreeMap<String, u64>,
-    wrong_answers: Vec<String>,
+    wrong_answers: u64,
+    wrong_answers_first: Vec<String>,
     instance_ids: Vec<String>,
     latency_us: Latency,
     interval_ms: u64,
@@ -321,12 +328,13 @@ fn report(args: &Args, results: &[ThreadResult], duration: Duration) -> Report {
     }
     let calls: u64 = results.iter().map(|r| r.calls).sum();
     let ok: u64 = results.iter().map(|r| r.ok).sum();
+    let wrong_count: u64 = results.iter().map(|r| r.wrong_count).sum();
     let enodev = errors.get(&(Errno::ENODEV as i32)).copied().unwrap_or(0);
     let secs = duration.as_secs_f64().max(1e-9);
     let mut failures = Vec::new();
     let mut other_errors = BTreeMap::new();
     for (e, n) in &errors {
-        let name = format!("{:?}", Errno::from_raw(*e));
+        let name = rmc::errno_name(Errno::from_raw(*e));
         if !args.allow.0.contains(e) {
             failures.push(format!(
                 "{n} call(s) failed with {name}, which is not allowed"
@@ -336,8 +344,11 @@ fn report(args: &Args, results: &[ThreadResult], duration: Duration) -> Report {
             other_errors.insert(name, *n);
         }
     }
-    if !wrong.is_empty() {
-        failures.push(format!("wrong answers, first: {}", wrong[0]));
+    if let Some(first) = wrong.first() {
+        failures.push(format!("{wrong_count} wrong answer(s), first: {first}"));
+    }
+    if ok == 0 && !args.allow_no_answer {
+        failures.push("no call got an answer (wrong provider name? --allow-no-answer)".into());
     }
     if instances.len() < args.min_instances {
         failures.push(format!(
@@ -359,7 +370,8 @@ fn report(args: &Args, results: &[ThreadResult], duration: Duration) -> Report {
         ok,
         enodev,
         other_errors,
-        wrong_answers: wrong,
+        wrong_answers: wrong_count,
+        wrong_answers_first: wrong,
         instance_ids: instances.iter().map(|i| format!("{i:#018x}")).collect(),
         latency_us: latency(&hist),
         interval_ms: args.interval_ms,
@@ -388,7 +400,7 @@ fn print_human(r: &Report, show_timeline: bool) {
         "  ok {}  ENODEV {}  other errno {:?}",
         r.ok, r.enodev, r.other_errors
     );
-    eprintln!("  wrong answers {}", r.wrong_answers.len());
+    eprintln!("  wrong answers {}", r.wrong_answers);
     eprintln!(
         "  latency us: p50 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}",
         r.latency_us.p50, r.latency_us.p99, r.latency_us.p999, r.latency_us.max
@@ -429,7 +441,8 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     let duration = match (args.duration, args.count) {
-        (Some(d), _) => Some(Duration::from_secs_f64(d.max(0.0))),
+        // `parse_seconds` accepted only what a `Duration` can hold.
+        (Some(d), _) => Duration::try_from_secs_f64(d).ok(),
         (None, Some(_)) => None,
         (None, None) => Some(Duration::from_secs(10)),
     };
@@ -444,7 +457,7 @@ fn main() -> ExitCode {
     let shared = Shared {
         dev,
         provider,
-        deadline: duration.map(|d| start + d),
+        deadline: duration.and_then(|d| start.checked_add(d)),
         args,
         stop,
         start,
@@ -533,6 +546,7 @@ mod tests {
             calls: ok + errors.iter().map(|e| e.1).sum::<u64>(),
             ok,
             errors: errors.iter().map(|(e, n)| (*e as i32, *n)).collect(),
+            wrong_count: 0,
             wrong: Vec::new(),
             instances: instances.iter().copied().collect(),
             latency_ns: Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap(),
@@ -566,5 +580,76 @@ mod tests {
         );
         assert!(!r.pass);
         assert_eq!(r.other_errors.get("EINVAL"), Some(&1));
+
+        // Only ENODEV (a mistyped name): fails unless --allow-no-answer.
+        let none = [result(0, &[(Errno::ENODEV, 9)], &[])];
+        let default = Args::try_parse_from(["rmc-load"]).unwrap();
+        assert!(!report(&default, &none, Duration::from_secs(1)).pass);
+        let lenient = Args::try_parse_from(["rmc-load", "--allow-no-answer"]).unwrap();
+        assert!(report(&lenient, &none, Duration::from_secs(1)).pass);
+
+        // Every wrong answer counts, and none of them as ok.
+        let mut w = result(5, &[], &[1]);
+        w.wrong_count = 25;
+        w.wrong = vec!["x".into(); 10];
+        let r = report(&default, &[w], Duration::from_secs(1));
+        assert!(!r.pass);
+        assert_eq!((r.ok, r.wrong_answers), (5, 25));
+    }
+
+    #[test]
+    fn durations_and_errno_names() {
+        assert!(Args::try_parse_from(["rmc-load", "-d", "inf"]).is_err());
+        assert!(Args::try_parse_from(["rmc-load", "-d", "-1"]).is_err());
+        assert!(Args::try_parse_from(["rmc-load", "-d", "1e300"]).is_err());
+        assert!(Args::try_parse_from(["rmc-load", "-d", "0.5"]).is_ok());
+        let a = Args::try_parse_from(["rmc-load", "--allow", "EPERM,ehostunreach,ENODEV"]).unwrap();
+        assert_eq!(a.allow.0.len(), 3);
+        assert!(Args::try_parse_from(["rmc-load", "--allow", "ENOPE"]).is_err());
+    }
+
+    #[test]
+    fn no_command_line_panics() {
+        let mut rng = rmc::Rng(0x5eed);
+        for _ in 0..20_000 {
+            let argv = rmc::random_argv(
+                &mut rng,
+                "rmc-load",
+                &[
+                    "-j",
+                    "--threads",
+                    "-d",
+                    "--duration",
+                    "-n",
+                    "--count",
+                    "-m",
+                    "--mix",
+                    "compute=1,hold=2",
+                    "nop=1",
+                    "--hold-us",
+                    "--allow",
+                    "ENODEV,EPERM",
+                    "--min-instances",
+                    "--interval-ms",
+                    "--timeline",
+                    "--json",
+                    "--allow-no-answer",
+                    "-p",
+                    "--provider",
+                    "--device",
+                    "4",
+                    "0.5",
+                    "1000",
+                ],
+            );
+            let parsed = std::panic::catch_unwind(|| Args::try_parse_from(&argv));
+            assert!(parsed.is_ok(), "{argv:?} panicked");
+            if let Ok(Ok(a)) = parsed {
+                let _ = a.duration.map(Duration::try_from_secs_f64);
+                let _ = a.mix.pick(u64::MAX);
+                let _ = rmc::name_buf(&a.provider);
+                let _ = a;
+            }
+        }
     }
 }

@@ -56,6 +56,88 @@ pub const fn compute_expected(x: u64, instance_id: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The errno called `name` (`"ENODEV"`, any case), for every errno the C library knows.
+pub fn errno_from_name(name: &str) -> Option<Errno> {
+    let name = name.to_ascii_uppercase();
+    (1..4096)
+        .map(Errno::from_raw)
+        .filter(|e| *e != Errno::UnknownErrno)
+        .find(|e| format!("{e:?}") == name)
+}
+
+/// The name of `e` (`"ENODEV"`).
+pub fn errno_name(e: Errno) -> String {
+    format!("{e:?}")
+}
+
+/// A small deterministic generator (SplitMix64) for the load generator and the fuzzers.
+#[derive(Clone, Debug)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64().checked_rem(n).unwrap_or(0)
+    }
+
+    /// One element of a non-empty slice.
+    pub fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
+        &v[self.below(v.len() as u64) as usize]
+    }
+}
+
+/// For the tools' tests: random command lines made of `words` (a tool's flags and values) and of
+/// hostile strings (huge, negative, non-finite, non-ASCII, empty). Every tool feeds thousands of
+/// them to its parser and to what runs on a parsed result, and asserts that nothing panics.
+pub fn random_argv(rng: &mut Rng, prog: &str, words: &[&str]) -> Vec<String> {
+    const HOSTILE: &[&str] = &[
+        "",
+        "-",
+        "--",
+        "0",
+        "-1",
+        "1e19",
+        "1e308",
+        "inf",
+        "-inf",
+        "nan",
+        "NaN",
+        "0x",
+        "0xffffffffffffffffff",
+        "18446744073709551616",
+        "99999999999999999999",
+        "4294967296",
+        "é",
+        "a=b=c",
+        ",",
+        "=",
+        "x=",
+        "compute=0",
+        "none",
+        "ENOPE",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    ];
+    let mut argv = vec![prog.to_string()];
+    for _ in 0..rng.below(7) {
+        let w = if rng.below(3) == 0 {
+            *rng.pick(HOSTILE)
+        } else {
+            *rng.pick(words)
+        };
+        argv.push(w.to_string());
+    }
+    argv
+}
+
 fn io_errno(e: std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO))
 }
@@ -135,10 +217,16 @@ impl Device {
     }
 
     /// Issues a raw ioctl with `arg` as its argument (for tests of bad input).
-    pub fn raw_ioctl(&self, cmd: u64, arg: usize) -> Result<i32, Errno> {
-        // SAFETY: The caller chooses `cmd` and `arg`; the kernel validates both and at worst
-        // writes into memory `arg` points to, which the callers in this workspace own or which
-        // is not mapped (the kernel then fails with EFAULT).
+    ///
+    /// # Safety
+    ///
+    /// The kernel may write through `arg` as `cmd` says (up to the size encoded in `cmd`):
+    /// `arg` must be null, an address that is not mapped (the kernel then fails with
+    /// `EFAULT`), or point to memory the caller owns and may have overwritten, of at least that
+    /// size.
+    pub unsafe fn raw_ioctl(&self, cmd: u64, arg: usize) -> Result<i32, Errno> {
+        // SAFETY: The caller guarantees that whatever the kernel writes through `arg` lands in
+        // memory it owns, or faults cleanly.
         let r = unsafe { nix::libc::ioctl(self.file.as_raw_fd(), cmd as _, arg) };
         Errno::result(r)
     }

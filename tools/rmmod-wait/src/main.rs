@@ -29,7 +29,10 @@ Exit status:
   3  timed out: the module is still loaded and in use
   4  the module is not loaded
   5  permission denied (removing modules needs CAP_SYS_MODULE)
-  6  other modules depend on it (its holders must be removed first)";
+  6  other modules depend on it (its holders must be removed first)
+  7  the module cannot be removed: it has an init but no exit ([permanent] in /proc/modules)
+  8  the module is built into the kernel
+  130, 143  interrupted by SIGINT, SIGTERM (the module may or may not have been removed)";
 
 /// Remove kernel modules; with --wait, retry while they are in use.
 #[derive(Parser, Debug)]
@@ -72,6 +75,8 @@ enum Outcome {
     NotLoaded,
     Permission,
     Holders(Vec<String>),
+    Permanent,
+    BuiltIn,
     Other(Errno),
 }
 
@@ -84,6 +89,8 @@ impl Outcome {
             Outcome::NotLoaded => 4,
             Outcome::Permission => 5,
             Outcome::Holders(_) => 6,
+            Outcome::Permanent => 7,
+            Outcome::BuiltIn => 8,
         }
     }
 }
@@ -97,12 +104,28 @@ enum Step {
     Stop(Outcome),
 }
 
-/// Classifies a `delete_module` error. `holders` lists modules that depend on this one.
-fn classify(err: Errno, holders: Vec<String>) -> Step {
+/// What `/sys/module` and `/proc/modules` say about a module when `delete_module` failed.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct State {
+    /// Modules that depend on this one (`/sys/module/NAME/holders`).
+    holders: Vec<String>,
+    /// `[permanent]` in its `/proc/modules` line: an init but no exit, never removable.
+    permanent: bool,
+    /// `/sys/module/NAME` exists without `initstate`: built into the kernel.
+    built_in: bool,
+}
+
+/// Classifies a `delete_module` error. `was_busy`: an earlier attempt found the module in use.
+fn classify(err: Errno, st: State, was_busy: bool) -> Step {
     match err {
         // EWOULDBLOCK is "in use": either references are held or other modules depend on it.
-        Errno::EWOULDBLOCK if !holders.is_empty() => Step::Stop(Outcome::Holders(holders)),
+        Errno::EWOULDBLOCK if !st.holders.is_empty() => Step::Stop(Outcome::Holders(st.holders)),
+        // EBUSY also means "not live" (loading or unloading): only [permanent] is final.
+        Errno::EBUSY if st.permanent => Step::Stop(Outcome::Permanent),
         Errno::EWOULDBLOCK | Errno::EBUSY | Errno::EINTR => Step::Retry,
+        Errno::ENOENT if st.built_in => Step::Stop(Outcome::BuiltIn),
+        // Gone after we found it busy: somebody else finished the removal; the goal holds.
+        Errno::ENOENT if was_busy => Step::Stop(Outcome::Removed),
         Errno::ENOENT => Step::Stop(Outcome::NotLoaded),
         Errno::EPERM | Errno::EACCES => Step::Stop(Outcome::Permission),
         e => Step::Stop(Outcome::Other(e)),
@@ -172,12 +195,40 @@ fn holders(name: &str) -> Vec<String> {
     v
 }
 
+/// Whether `name`'s line in `proc_modules` (the text of `/proc/modules`) says `[permanent]`.
+fn is_permanent(proc_modules: &str, name: &str) -> bool {
+    proc_modules.lines().any(|l| {
+        let mut f = l.split_whitespace();
+        f.next() == Some(name) && f.nth(2).is_some_and(|deps| deps.contains("[permanent]"))
+    })
+}
+
+fn state(name: &str) -> State {
+    let dir = sys_module(name);
+    State {
+        holders: holders(name),
+        permanent: is_permanent(
+            &std::fs::read_to_string("/proc/modules").unwrap_or_default(),
+            name,
+        ),
+        built_in: dir.exists() && !dir.join("initstate").exists(),
+    }
+}
+
+/// When a wait of `timeout` seconds from `start` ends; `None`: never (too far to represent).
+fn deadline(start: Instant, timeout: f64) -> Option<Instant> {
+    Duration::try_from_secs_f64(timeout)
+        .ok()
+        .and_then(|d| start.checked_add(d))
+}
+
 fn remove(name: &str, args: &Args) -> Outcome {
     let Ok(cname) = CString::new(name) else {
         return Outcome::Other(Errno::EINVAL);
     };
     let start = Instant::now();
-    let deadline = start + Duration::from_secs_f64(args.timeout);
+    let deadline = deadline(start, args.timeout);
+    let mut was_busy = false;
     let mut backoff = Backoff::new(Duration::from_millis(args.max_backoff_ms.max(1)));
     let mut attempt = 0u64;
     loop {
@@ -200,11 +251,20 @@ fn remove(name: &str, args: &Args) -> Outcome {
             }
             Err(e) => e,
         };
-        let step = classify(err, holders(name));
+        let step = classify(err, state(name), was_busy);
         let now = Instant::now();
         match step {
+            Step::Stop(Outcome::Removed) => {
+                if args.verbose {
+                    eprintln!(
+                        "rmmod-wait: {name}: attempt {attempt}: not loaded any more: removed by someone else, {:.1} ms",
+                        start.elapsed().as_secs_f64() * 1e3
+                    );
+                }
+                return Outcome::Removed;
+            }
             Step::Stop(outcome) => return outcome,
-            Step::Retry if !args.wait || now >= deadline => {
+            Step::Retry if !args.wait || deadline.is_some_and(|d| now >= d) => {
                 if args.verbose {
                     eprintln!(
                         "rmmod-wait: {name}: attempt {attempt}: {}, giving up",
@@ -214,10 +274,9 @@ fn remove(name: &str, args: &Args) -> Outcome {
                 return Outcome::TimedOut;
             }
             Step::Retry => {
-                let pause = backoff
-                    .next()
-                    .unwrap_or(Duration::from_millis(1))
-                    .min(deadline - now);
+                was_busy = true;
+                let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(now));
+                let pause = backoff.next().unwrap_or(Duration::from_millis(1)).min(left);
                 if args.verbose {
                     let rc = refcnt(name).map_or("?".to_string(), |r| r.to_string());
                     eprintln!(
@@ -244,6 +303,10 @@ fn describe(name: &str, outcome: &Outcome, args: &Args) -> String {
         Outcome::NotLoaded => format!("{name}: not loaded"),
         Outcome::Permission => format!("{name}: permission denied (needs CAP_SYS_MODULE)"),
         Outcome::Holders(h) => format!("{name}: in use by {}", h.join(" ")),
+        Outcome::Permanent => {
+            format!("{name}: cannot be removed: it has an init but no exit ([permanent])")
+        }
+        Outcome::BuiltIn => format!("{name}: built into the kernel, cannot be removed"),
         Outcome::Other(e) => format!("{name}: {}", e.desc()),
     }
 }
@@ -276,26 +339,72 @@ mod tests {
         assert_eq!(tiny, [Duration::from_micros(500); 2]);
     }
 
+    fn st() -> State {
+        State::default()
+    }
+
     #[test]
     fn classification() {
-        assert_eq!(classify(Errno::EWOULDBLOCK, vec![]), Step::Retry);
-        assert_eq!(classify(Errno::EBUSY, vec![]), Step::Retry);
+        assert_eq!(classify(Errno::EWOULDBLOCK, st(), false), Step::Retry);
+        assert_eq!(classify(Errno::EBUSY, st(), false), Step::Retry);
+        let held = State {
+            holders: vec!["b".into()],
+            ..st()
+        };
         assert_eq!(
-            classify(Errno::EWOULDBLOCK, vec!["b".into()]),
+            classify(Errno::EWOULDBLOCK, held, false),
             Step::Stop(Outcome::Holders(vec!["b".into()]))
         );
         assert_eq!(
-            classify(Errno::ENOENT, vec![]),
+            classify(Errno::ENOENT, st(), false),
             Step::Stop(Outcome::NotLoaded)
         );
         assert_eq!(
-            classify(Errno::EPERM, vec![]),
+            classify(Errno::EPERM, st(), false),
             Step::Stop(Outcome::Permission)
         );
         assert_eq!(
-            classify(Errno::EIO, vec![]),
+            classify(Errno::EIO, st(), false),
             Step::Stop(Outcome::Other(Errno::EIO))
         );
+    }
+
+    #[test]
+    fn permanent_built_in_and_removed_by_someone_else() {
+        let permanent = State {
+            permanent: true,
+            ..st()
+        };
+        assert_eq!(
+            classify(Errno::EBUSY, permanent, true),
+            Step::Stop(Outcome::Permanent)
+        );
+        let built_in = State {
+            built_in: true,
+            ..st()
+        };
+        assert_eq!(
+            classify(Errno::ENOENT, built_in, false),
+            Step::Stop(Outcome::BuiltIn)
+        );
+        assert_eq!(
+            classify(Errno::ENOENT, st(), true),
+            Step::Stop(Outcome::Removed)
+        );
+        let pm = "foo 16384 0 - Live 0x0\nbar 12288 0 [permanent], Live 0x0 (O)\n";
+        assert!(is_permanent(pm, "bar"));
+        assert!(!is_permanent(pm, "foo"));
+        assert!(!is_permanent(pm, "ba"));
+    }
+
+    #[test]
+    fn huge_timeouts_do_not_overflow() {
+        let now = Instant::now();
+        assert!(deadline(now, 1e19).is_none());
+        assert!(deadline(now, f64::MAX).is_none());
+        assert!(deadline(now, 0.5).is_some());
+        let a = Args::try_parse_from(["rmmod-wait", "--wait", "-t", "1e19", "m"]).unwrap();
+        assert_eq!(a.timeout, 1e19);
     }
 
     #[test]
@@ -307,6 +416,8 @@ mod tests {
             Outcome::NotLoaded,
             Outcome::Permission,
             Outcome::Holders(vec![]),
+            Outcome::Permanent,
+            Outcome::BuiltIn,
         ];
         let mut codes: Vec<u8> = all.iter().map(Outcome::exit_code).collect();
         assert_eq!(codes[0], 0);
@@ -334,5 +445,41 @@ mod tests {
         assert!(Args::try_parse_from(["rmmod-wait"]).is_err());
         assert!(Args::try_parse_from(["rmmod-wait", "-t", "-1", "m"]).is_err());
         assert!(Args::try_parse_from(["rmmod-wait", "-t", "nan", "m"]).is_err());
+    }
+
+    #[test]
+    fn no_command_line_panics() {
+        let mut rng = rmc::Rng(0x5eed);
+        for _ in 0..20_000 {
+            let argv = rmc::random_argv(
+                &mut rng,
+                "rmmod-wait",
+                &[
+                    "--wait",
+                    "-w",
+                    "--timeout",
+                    "-t",
+                    "--max-backoff-ms",
+                    "--verbose",
+                    "-v",
+                    "rust_provider",
+                    "/x/y-z.ko",
+                    "0.5",
+                    "60",
+                    "--help",
+                    "-V",
+                ],
+            );
+            let parsed = std::panic::catch_unwind(|| Args::try_parse_from(&argv));
+            assert!(parsed.is_ok(), "{argv:?} panicked");
+            if let Ok(Ok(a)) = parsed {
+                for m in &a.modules {
+                    let _ = module_name(m);
+                }
+                let _ = deadline(Instant::now(), a.timeout);
+                let _ = Backoff::new(Duration::from_millis(a.max_backoff_ms.max(1))).nth(70);
+                let _ = a;
+            }
+        }
     }
 }

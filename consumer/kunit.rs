@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KUnit tests of the consumer's pure logic: number parsing, the text request grammar, name
+//! keys, answer formatting and the ABI. They run when the module loads on a kernel with
+//! `CONFIG_KUNIT` (the debug test kernel); `make test` counts their KTAP.
+
+#[kernel::macros::kunit_tests(rust_consumer)]
+mod tests {
+    use crate::{
+        abi::{
+            self,
+            ProviderOps,
+            NAME_LEN, //
+        },
+        text::{
+            self,
+            parse_u64,
+            Answer, //
+        },
+        uapi,
+    };
+    use core::fmt::Write;
+    use kernel::prelude::*;
+
+    #[test]
+    fn numbers_parse_in_decimal_and_hex() {
+        assert_eq!(parse_u64(b"0"), Ok(0));
+        assert_eq!(parse_u64(b"42"), Ok(42));
+        assert_eq!(parse_u64(b"0x10"), Ok(16));
+        assert_eq!(parse_u64(b"0XfF"), Ok(255));
+        assert_eq!(parse_u64(b"18446744073709551615"), Ok(u64::MAX));
+        assert_eq!(parse_u64(b"18446744073709551616"), Err(EINVAL));
+        assert_eq!(parse_u64(b"0x"), Err(EINVAL));
+        assert_eq!(parse_u64(b""), Err(EINVAL));
+        assert_eq!(parse_u64(b"-1"), Err(EINVAL));
+        assert_eq!(parse_u64(b"12a"), Err(EINVAL));
+    }
+
+    #[test]
+    fn malformed_requests_are_einval() -> Result {
+        let long = [b'x'; NAME_LEN];
+        let mut req = KVec::new();
+        for r in [
+            &b""[..],
+            b"frobnicate",
+            b"compute",
+            b"compute p",
+            b"compute p twelve",
+            b"compute p 1 2",
+            b"hold p 4294967296",
+            b"list extra",
+            b"stats a b",
+        ] {
+            let mut out = Answer::new();
+            assert_eq!(text::request(r, &mut out), Err(EINVAL));
+            assert_eq!(out.unread(), b"err 22\n");
+        }
+        req.extend_from_slice(b"compute ", GFP_KERNEL)?;
+        req.extend_from_slice(&long, GFP_KERNEL)?;
+        req.extend_from_slice(b" 1", GFP_KERNEL)?;
+        let mut out = Answer::new();
+        assert_eq!(text::request(&req, &mut out), Err(EINVAL));
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_names_are_enodev() {
+        let mut out = Answer::new();
+        assert_eq!(
+            text::request(b"compute kunit_nosuch 1", &mut out),
+            Err(ENODEV)
+        );
+        assert_eq!(out.unread(), b"err 19\n");
+        // A name too long to be registered is not registered.
+        assert_eq!(
+            text::request(b"stats xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", &mut out),
+            Err(ENODEV)
+        );
+    }
+
+    #[test]
+    fn answers_read_in_pieces() {
+        let mut out = Answer::new();
+        assert!(writeln!(out, "ok {}", 7).is_ok());
+        assert_eq!(out.unread(), b"ok 7\n");
+        out.consume(3);
+        assert_eq!(out.unread(), b"7\n");
+        out.consume(100);
+        assert_eq!(out.unread(), b"");
+        // A full buffer refuses more instead of truncating silently.
+        let mut full = Answer::new();
+        while write!(full, "0123456789").is_ok() {}
+        assert!(full.unread().len() <= 1024);
+    }
+
+    #[test]
+    fn name_keys() {
+        let a = abi::name_buf(b"foo");
+        assert!(a.is_some());
+        assert!(abi::name_buf(&[b'x'; NAME_LEN - 1]).is_some());
+        assert!(abi::name_buf(&[b'x'; NAME_LEN]).is_none());
+        let key = abi::name_buf(b"foo").unwrap_or([0; NAME_LEN]);
+        let other = abi::name_buf(b"fop").unwrap_or([0; NAME_LEN]);
+        let table = ProviderOps {
+            abi_version: abi::ABI_VERSION,
+            name: key,
+            owner: core::ptr::null_mut(),
+            compute: None,
+            hold: None,
+            describe: None,
+        };
+        assert!(table.has_key(&key));
+        assert!(!table.has_key(&other));
+        assert!(table.is_nul_padded());
+        assert!(!table.is_complete());
+        assert_eq!(table.name(), b"foo");
+        let mut unpadded = key;
+        unpadded[5] = b'!';
+        let bad = ProviderOps {
+            name: unpadded,
+            ..table
+        };
+        assert!(!bad.is_nul_padded());
+    }
+
+    #[test]
+    fn abi_numbers_and_answers() {
+        assert_eq!(uapi::RMC_IOC_CALL, 0xc048_b901);
+        assert_eq!(uapi::RMC_IOC_STATS, 0xc058_b902);
+        assert_eq!(uapi::RMC_IOC_NOP, 0xb903);
+        assert_eq!(uapi::RMC_IOC_BENCH, 0xc040_b904);
+        assert_eq!(uapi::RMC_IOC_ECHO, 0xc048_b905);
+        assert_eq!(core::mem::size_of::<uapi::CallArgs>(), 72);
+        // The known answer userspace verifies against (tools/rmc has the same vector).
+        assert_eq!(abi::compute_expected(0, 0), 0xe220_a839_7b1d_cdaf);
+    }
+}
