@@ -43,31 +43,31 @@ fi
 ALL_TESTS=(
 	"vm_cpus|the guest has >= 2 CPUs (4 in make test)"
 	"provider_needs_consumer|the provider does not load without the consumer"
-	"registration_refused|an ABI mismatch, a NULL owner and a NULL entry each fail the provider's load with EINVAL and a log line"
-	"load_pair|consumer then provider; the dependency is provider -> consumer only; device mode 0600"
-	"registry|3 tables listed and called by name; EEXIST for a duplicate, ENOSPC for 9 tables, nothing left after a refused load"
-	"calls_verified|compute answers verified in bash and by 8000 calls from 4 threads"
-	"bench_kthreads|the in-kernel benchmark: one rmc_bench/K kthread on each CPU K, refs grow by exactly threads x iterations + 1; EINVAL for one thread too many"
-	"no_provider_enodev|without a provider every call gets ENODEV and the log stays quiet"
-	"text_kept_open|one open file across ok, failures, provider removal and reload: every answer reads back, also in pieces"
-	"configfs_tables|mkdir registers a table of the live provider, which answers; EEXIST, ENAMETOOLONG; rmdir -> ENODEV"
-	"withdraw_drains|rmdir of a table returns only once the 1 s holds sleeping in it returned; then ENODEV; counters balance"
-	"withdraw_under_load|TABLE_CYCLES withdraw/re-add cycles of a table under load on it, while every call on rust_provider is answered"
-	"withdraw_and_rmmod|withdrawals and module removal interleaved under load; a table directory keeps the module"
-	"inflight_blocks_removal|calls in flight make rmmod fail at once with \"in use\"; afterwards it succeeds"
+	"registration_refused|an ABI mismatch, a NULL owner, a NULL entry: EINVAL and a log line each"
+	"load_pair|consumer then provider; dependency provider -> consumer only; device mode 0600"
+	"registry|3 tables called by name; EEXIST for a duplicate, ENOSPC for 9; nothing left after a refusal"
+	"calls_verified|answers verified in bash and by 8000 calls from 4 threads"
+	"bench_kthreads|in-kernel benchmark: one kthread per CPU, refs grow by exactly threads x iters + 1"
+	"no_provider_enodev|without a provider every call gets ENODEV, and the log stays quiet"
+	"text_kept_open|one open file across ok, failures, removal and reload; answers read in pieces"
+	"configfs_tables|mkdir registers a table that answers; EEXIST, ENAMETOOLONG; rmdir -> ENODEV"
+	"withdraw_drains|rmdir returns only once the holds sleeping in the table returned; then ENODEV"
+	"withdraw_under_load|TABLE_CYCLES withdraw/re-add cycles under load; rust_provider answers every call"
+	"withdraw_and_rmmod|withdrawals and removal interleaved under load; a table directory pins the module"
+	"inflight_blocks_removal|calls in flight make rmmod fail at once with \"in use\""
 	"patient_removal_under_load|rmmod-wait under 4 threads succeeds within 10 s; only ok and ENODEV"
 	"reload_under_load|the provider comes back under load; a new instance answers"
-	"cycles|CYCLES removals and reloads under load; refs taken == released, none held, refcnt 0"
-	"unregister_race|race_window_us=200 keeps lookups in the race window while the provider goes; 3 removals stay clean"
-	"removal_timeout|rmmod-wait --timeout 0.3 with a reference held exits 3, module still loaded"
-	"bad_input|every malformed request gets its documented errno; FUZZ_COUNT random requests"
-	"consumer_cannot_go_first|the consumer cannot go while a provider is registered or its device is open"
+	"cycles|CYCLES removals and reloads under load; refs balance, refcnt 0"
+	"unregister_race|race_window_us=200 widens the lookup race; 3 removals under load stay clean"
+	"removal_timeout|rmmod-wait --timeout 0.3 with a reference held exits 3; module stays"
+	"bad_input|every malformed request gets its documented errno; FUZZ_COUNT random ones"
+	"consumer_cannot_go_first|the consumer cannot go while a provider or an open file holds it"
 	"remove_in_order|provider, then consumer"
 )
 # Not run by default: each needs a broken build and its own boot (scripts/test.sh).
 NEGATIVE_CONTROLS=(
-	"negative_control|inflight_blocks_removal against the consumer without module references must fail: XFAIL"
-	"negative_control_drain|withdraw_drains against the consumer without the drain must fail: XFAIL"
+	"negative_control|inflight_blocks_removal against the consumer without module references: XFAIL"
+	"negative_control_drain|withdraw_drains against the consumer without the drain: XFAIL"
 )
 
 
@@ -97,6 +97,7 @@ test_registration_refused() {
 	local err
 	ensure_consumer || fail "insmod rust_consumer failed" || return
 	is_loaded $PROVIDER && rmmod $PROVIDER
+	mark
 	if err=$(load $PROVIDER "$MODDIR" abi_version=99 2>&1); then
 		fail "rust_provider loaded with abi_version=99"
 		return
@@ -104,18 +105,19 @@ test_registration_refused() {
 	ktap_print_msg "insmod abi_version=99: $err"
 	# kmod words EINVAL from init_module as "Invalid parameters".
 	grep -qE "Invalid (argument|parameters)" <<<"$err" || fail "expected EINVAL, got: $err" || return
-	dmesg | tail -n 5 | grep -q "rust_consumer: refusing provider: ABI version 99" ||
+	since_mark | grep -q "rust_consumer: refusing provider: ABI version 99" ||
 		fail "no log line from rust_consumer about the ABI version" || return
 	! is_loaded $PROVIDER || fail "rust_provider is loaded" || return
 	# A table from a careless (C) provider: a NULL owner, a NULL entry.
 	local bad
 	for bad in 1 2; do
+		mark
 		if err=$(load $PROVIDER "$MODDIR" bad_table=$bad 2>&1); then
 			fail "rust_provider loaded with bad_table=$bad"
 			return
 		fi
 		grep -qE "Invalid (argument|parameters)" <<<"$err" || fail "bad_table=$bad: expected EINVAL, got: $err" || return
-		dmesg | tail -n 5 | grep -q "rust_consumer: refusing provider: NULL owner or NULL entry" ||
+		since_mark | grep -q "rust_consumer: refusing provider: NULL owner or NULL entry" ||
 			fail "bad_table=$bad: no log line from rust_consumer" || return
 	done
 	ktap_print_msg "NULL owner and NULL compute refused with EINVAL"
@@ -156,11 +158,12 @@ test_registry() {
 	rmmod $PROVIDER || fail "rmmod rust_provider failed" || return
 	[ -z "$(text list)" ] || fail "tables left after rmmod: $(text list | xargs)" || return
 	for err in "register_twice=1:-17" "tables=9:-28"; do
+		mark
 		if load $PROVIDER "$MODDIR" "${err%%:*}" 2>/dev/null; then
 			fail "insmod rust_provider ${err%%:*} succeeded"
 			return
 		fi
-		dmesg | tail -n 3 | grep -q "rust_provider: (init) rust_consumer refused table [0-9]: errno ${err#*:}" ||
+		since_mark | grep -q "rust_provider: (init) rust_consumer refused table [0-9]: errno ${err#*:}" ||
 			fail "no 'refused ... errno ${err#*:}' line after ${err%%:*}" || return
 		[ -z "$(text list)" ] || fail "tables left after a refused load: $(text list | xargs)" || return
 	done
@@ -656,8 +659,9 @@ negative_control() {
 	info=$(modinfo -F negative_control "$dir/$CONSUMER.ko" 2>/dev/null)
 	[ -n "$info" ] || fail "$dir/$CONSUMER.ko has no negative_control modinfo field" || return
 	unload_all
+	mark
 	load $CONSUMER "$dir" || fail "insmod of the negative-control consumer failed" || return
-	dmesg | tail -n 3 | grep -q "UNSAFE negative-control build" ||
+	since_mark | grep -q "UNSAFE negative-control build" ||
 		fail "the negative-control consumer did not announce itself" || return
 	load $PROVIDER || fail "insmod rust_provider failed" || return
 	ktap_print_msg "modinfo negative_control: $info; running $case against it"

@@ -120,6 +120,14 @@ ensure_pair() { ensure_consumer && { is_loaded $PROVIDER || load $PROVIDER; }; }
 
 # Kernel log from the marker line on.
 log_since() { dmesg | sed -n "/$1/,\$p"; }
+# mark: a marker line in the kernel log; since_mark: the log from the last one on (a step's
+# window, whatever else the kernel printed meanwhile, e.g. KUnit's KTAP at every consumer load).
+LOG_MARK=""
+mark() {
+	LOG_MARK="rust_modref_selftest: mark $$.$RANDOM.$RANDOM"
+	echo "$LOG_MARK" >/dev/kmsg
+}
+since_mark() { log_since "$LOG_MARK"; }
 
 # ------------------------------------------------------------------------------------------------
 # The device.
