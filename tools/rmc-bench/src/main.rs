@@ -670,34 +670,31 @@ mod tests {
 
     #[test]
     fn no_command_line_panics() {
-        let mut rng = rmc::Rng(0x5eed);
-        for _ in 0..20_000 {
-            let argv = rmc::random_argv(
-                &mut rng,
-                "rmc-bench",
-                &[
-                    "kernel",
-                    "report",
-                    "-n",
-                    "--iters",
-                    "--cpus",
-                    "--exact",
-                    "--reps",
-                    "--variant",
-                    "a",
-                    "c_full_dispatch",
-                    "--provider",
-                    "--out",
-                    "--index",
-                    "4",
-                    "1",
-                ],
-            );
-            let parsed = std::panic::catch_unwind(|| Args::try_parse_from(&argv));
-            assert!(parsed.is_ok(), "{argv:?} panicked");
-            if let Ok(Ok(a)) = parsed {
-                let _ = a;
-            }
-        }
+        rmc::fuzz_command_lines(
+            "rmc-bench",
+            &[
+                "kernel",
+                "report",
+                "-n",
+                "--iters",
+                "--cpus",
+                "--exact",
+                "--reps",
+                "--variant",
+                "a",
+                "c_full_dispatch",
+                "--provider",
+                "--out",
+                "--index",
+                "4",
+                "1",
+            ],
+            20_000,
+            |argv| {
+                if let Ok(a) = Args::try_parse_from(argv) {
+                    let _ = a;
+                }
+            },
+        );
     }
 }

@@ -558,54 +558,51 @@ mod tests {
 
     #[test]
     fn no_command_line_panics() {
-        let mut rng = rmc::Rng(0x5eed);
-        for _ in 0..20_000 {
-            let argv = rmc::random_argv(
-                &mut rng,
-                "rmc-ctl",
-                &[
-                    "call",
-                    "text",
-                    "ioctl",
-                    "stats",
-                    "fuzz",
-                    "table-cycle",
-                    "--expect",
-                    "-e",
-                    "ENODEV",
-                    "ok",
-                    "--flags",
-                    "--reserved",
-                    "--unterminated",
-                    "--arg",
-                    "null",
-                    "buffer",
-                    "--json",
-                    "-n",
-                    "--count",
-                    "--seed",
-                    "--provider",
-                    "-p",
-                    "--configfs",
-                    "compute",
-                    "hold",
-                    "describe",
-                    "7",
-                    "rust_provider",
-                    "--device",
-                ],
-            );
-            let parsed = std::panic::catch_unwind(|| Args::try_parse_from(&argv));
-            assert!(parsed.is_ok(), "{argv:?} panicked");
-            if let Ok(Ok(a)) = parsed {
-                if let Cmd::Call { op, .. } = &a.cmd {
-                    let _ = op_number(op);
+        rmc::fuzz_command_lines(
+            "rmc-ctl",
+            &[
+                "call",
+                "text",
+                "ioctl",
+                "stats",
+                "fuzz",
+                "table-cycle",
+                "--expect",
+                "-e",
+                "ENODEV",
+                "ok",
+                "--flags",
+                "--reserved",
+                "--unterminated",
+                "--arg",
+                "null",
+                "buffer",
+                "--json",
+                "-n",
+                "--count",
+                "--seed",
+                "--provider",
+                "-p",
+                "--configfs",
+                "compute",
+                "hold",
+                "describe",
+                "7",
+                "rust_provider",
+                "--device",
+            ],
+            20_000,
+            |argv| {
+                if let Ok(a) = Args::try_parse_from(argv) {
+                    if let Cmd::Call { op, .. } = &a.cmd {
+                        let _ = op_number(op);
+                    }
+                    if let Cmd::Ioctl { arg, .. } = &a.cmd {
+                        let _ = parse_u64(arg);
+                    }
+                    let _ = a;
                 }
-                if let Cmd::Ioctl { arg, .. } = &a.cmd {
-                    let _ = parse_u64(arg);
-                }
-                let _ = a;
-            }
-        }
+            },
+        );
     }
 }

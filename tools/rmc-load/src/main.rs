@@ -610,46 +610,43 @@ mod tests {
 
     #[test]
     fn no_command_line_panics() {
-        let mut rng = rmc::Rng(0x5eed);
-        for _ in 0..20_000 {
-            let argv = rmc::random_argv(
-                &mut rng,
-                "rmc-load",
-                &[
-                    "-j",
-                    "--threads",
-                    "-d",
-                    "--duration",
-                    "-n",
-                    "--count",
-                    "-m",
-                    "--mix",
-                    "compute=1,hold=2",
-                    "nop=1",
-                    "--hold-us",
-                    "--allow",
-                    "ENODEV,EPERM",
-                    "--min-instances",
-                    "--interval-ms",
-                    "--timeline",
-                    "--json",
-                    "--allow-no-answer",
-                    "-p",
-                    "--provider",
-                    "--device",
-                    "4",
-                    "0.5",
-                    "1000",
-                ],
-            );
-            let parsed = std::panic::catch_unwind(|| Args::try_parse_from(&argv));
-            assert!(parsed.is_ok(), "{argv:?} panicked");
-            if let Ok(Ok(a)) = parsed {
-                let _ = a.duration.map(Duration::try_from_secs_f64);
-                let _ = a.mix.pick(u64::MAX);
-                let _ = rmc::name_buf(&a.provider);
-                let _ = a;
-            }
-        }
+        rmc::fuzz_command_lines(
+            "rmc-load",
+            &[
+                "-j",
+                "--threads",
+                "-d",
+                "--duration",
+                "-n",
+                "--count",
+                "-m",
+                "--mix",
+                "compute=1,hold=2",
+                "nop=1",
+                "--hold-us",
+                "--allow",
+                "ENODEV,EPERM",
+                "--min-instances",
+                "--interval-ms",
+                "--timeline",
+                "--json",
+                "--allow-no-answer",
+                "-p",
+                "--provider",
+                "--device",
+                "4",
+                "0.5",
+                "1000",
+            ],
+            20_000,
+            |argv| {
+                if let Ok(a) = Args::try_parse_from(argv) {
+                    let _ = a.duration.map(Duration::try_from_secs_f64);
+                    let _ = a.mix.pick(u64::MAX);
+                    let _ = rmc::name_buf(&a.provider);
+                    let _ = a;
+                }
+            },
+        );
     }
 }

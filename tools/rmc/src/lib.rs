@@ -138,6 +138,17 @@ pub fn random_argv(rng: &mut Rng, prog: &str, words: &[&str]) -> Vec<String> {
     argv
 }
 
+/// For the tools' tests: runs `run` (a tool's parser and what it does with the result) on `count`
+/// command lines from [`random_argv`], and fails naming the first command line that panics.
+pub fn fuzz_command_lines(prog: &str, words: &[&str], count: usize, run: impl Fn(&[String])) {
+    let mut rng = Rng(0x5eed);
+    for _ in 0..count {
+        let argv = random_argv(&mut rng, prog, words);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&argv)));
+        assert!(r.is_ok(), "{argv:?} panicked");
+    }
+}
+
 fn io_errno(e: std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO))
 }

@@ -449,37 +449,34 @@ mod tests {
 
     #[test]
     fn no_command_line_panics() {
-        let mut rng = rmc::Rng(0x5eed);
-        for _ in 0..20_000 {
-            let argv = rmc::random_argv(
-                &mut rng,
-                "rmmod-wait",
-                &[
-                    "--wait",
-                    "-w",
-                    "--timeout",
-                    "-t",
-                    "--max-backoff-ms",
-                    "--verbose",
-                    "-v",
-                    "rust_provider",
-                    "/x/y-z.ko",
-                    "0.5",
-                    "60",
-                    "--help",
-                    "-V",
-                ],
-            );
-            let parsed = std::panic::catch_unwind(|| Args::try_parse_from(&argv));
-            assert!(parsed.is_ok(), "{argv:?} panicked");
-            if let Ok(Ok(a)) = parsed {
-                for m in &a.modules {
-                    let _ = module_name(m);
+        rmc::fuzz_command_lines(
+            "rmmod-wait",
+            &[
+                "--wait",
+                "-w",
+                "--timeout",
+                "-t",
+                "--max-backoff-ms",
+                "--verbose",
+                "-v",
+                "rust_provider",
+                "/x/y-z.ko",
+                "0.5",
+                "60",
+                "--help",
+                "-V",
+            ],
+            20_000,
+            |argv| {
+                if let Ok(a) = Args::try_parse_from(argv) {
+                    for m in &a.modules {
+                        let _ = module_name(m);
+                    }
+                    let _ = deadline(Instant::now(), a.timeout);
+                    let _ = Backoff::new(Duration::from_millis(a.max_backoff_ms.max(1))).nth(70);
+                    let _ = a;
                 }
-                let _ = deadline(Instant::now(), a.timeout);
-                let _ = Backoff::new(Duration::from_millis(a.max_backoff_ms.max(1))).nth(70);
-                let _ = a;
-            }
-        }
+            },
+        );
     }
 }
