@@ -124,12 +124,14 @@ else
 		die "the kernel says Rust is not available with this toolchain:
 $(tail -n 5 "$out/rustavailable.log")"
 	log "configuring: tinyconfig + kconfig/{$(IFS=,; echo "${FRAGMENTS[*]}")}.config"
-	"${kmake[@]}" tinyconfig >"$out/config.log" 2>&1
+	config_failed() { die "$1 failed; last lines of $out/config.log:
+$(tail -n 10 "$out/config.log")"; }
+	"${kmake[@]}" tinyconfig >"$out/config.log" 2>&1 || config_failed "make tinyconfig"
 	frags=()
 	for f in "${FRAGMENTS[@]}"; do frags+=("$RMR_TOP/kconfig/$f.config"); done
 	(cd "$out" && "$src_dir/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" "${frags[@]}") \
-		>>"$out/config.log" 2>&1
-	"${kmake[@]}" olddefconfig >>"$out/config.log" 2>&1
+		>>"$out/config.log" 2>&1 || config_failed "merging kconfig/{$(IFS=,; echo "${FRAGMENTS[*]}")}.config"
+	"${kmake[@]}" olddefconfig >>"$out/config.log" 2>&1 || config_failed "make olddefconfig"
 	# Every option a fragment asks for must have survived olddefconfig's dependency resolution.
 	bad=()
 	while read -r line; do
@@ -145,9 +147,13 @@ $(tail -n 5 "$out/rustavailable.log")"
 	start=$(date +%s)
 	( "${kmake[@]}" all >"$out/build.log" 2>&1 ) &
 	pid=$!
+	# Poll every 2 s (the build's end is noticed at once), say where it is every minute.
+	polls=0
 	while kill -0 "$pid" 2>/dev/null; do
-		sleep 60 & wait $! || true
-		kill -0 "$pid" 2>/dev/null && log "  ... still building: $(grep -E '^\s+(CC|RUSTC|LD|AR)' "$out/build.log" | tail -n1 | xargs)"
+		sleep 2 & wait $! || true
+		polls=$((polls + 1))
+		[ $((polls % 30)) = 0 ] && kill -0 "$pid" 2>/dev/null &&
+			log "  ... still building: $(grep -E '^\s+(CC|RUSTC|LD|AR)' "$out/build.log" | tail -n1 | xargs)"
 	done
 	wait "$pid" || die "kernel build failed; last lines of $out/build.log:
 $(tail -n 20 "$out/build.log")"

@@ -2,9 +2,15 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Install what building a Rust-enabled kernel and running it under virtme-ng needs on a Debian host.
-# Idempotent: anything already present is skipped. Non-root users get the exact command to run instead.
+# Idempotent: anything already present is skipped. Non-root users without sudo get the one full
+# command to run instead (update and install of everything missing).
+#
+#   scripts/provision-host.sh           install what is missing
+#   scripts/provision-host.sh --check   only list what would be installed (exit 0 either way)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+check=0
+[ "${1:-}" = --check ] && check=1
 
 readonly BINDGEN_VERSION=0.73.2
 readonly VIRTME_NG_VERSION=1.42
@@ -14,6 +20,8 @@ readonly MIN_RUSTC=1.85.0
 readonly PACKAGES=(
 	"clang${LLVM}" "lld${LLVM}" "llvm${LLVM}" "libclang${LLVM}-dev" # LLVM=-19 kernel build, bindgen's libclang
 	flex bison bc libelf-dev libssl-dev cpio xz-utils make           # kernel build
+	gcc libc6-dev                                                     # cc: cargo links the tools and bindgen-cli with it
+	rsync                                                             # kselftest's install rule
 	kmod                                                              # insmod/rmmod/modprobe in the guest
 	qemu-system-x86                                                   # the VM
 	busybox-static                                                    # virtme-ng's initramfs
@@ -25,11 +33,17 @@ missing=()
 for p in "${PACKAGES[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-if [ ${#missing[@]} -gt 0 ]; then
+if [ $check = 1 ]; then
+	echo "provision-host --check: Debian packages missing: ${missing[*]:-none}"
+elif [ ${#missing[@]} -gt 0 ]; then
 	command -v apt-get >/dev/null || die "not a Debian host: install ${missing[*]} by hand"
+	install="apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ${missing[*]}"
+	if [ "$(id -u)" != 0 ] && ! { command -v sudo >/dev/null && sudo -n true 2>/dev/null; }; then
+		die "Debian packages missing: ${missing[*]}. Run this as root, then retry:
+    sudo sh -c '$install'"
+	fi
 	log "installing Debian packages: ${missing[*]} (about a minute)"
-	as_root apt-get update -q >/dev/null
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+	as_root sh -c "$install" >/dev/null
 fi
 
 version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
@@ -38,12 +52,16 @@ version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ];
 need rustc "rustup (https://rustup.rs), then: rustup toolchain install stable"
 rustc_v=$(rustc --version | awk '{print $2}')
 version_ge "$rustc_v" "$MIN_RUSTC" || die "rustc $rustc_v is older than the kernel's minimum $MIN_RUSTC: rustup update"
-# rust-src: the kernel builds its own `core`; rustfmt and clippy: `make check`.
+# rust-src: the kernel builds its own `core`; rustfmt and clippy: `make check`. Ask rustup, not
+# PATH: rustup installs a stub for every tool, component or not.
 components=()
-[ -d "$(rustc --print sysroot)/lib/rustlib/src/rust/library" ] || components+=(rust-src)
-command -v rustfmt >/dev/null || components+=(rustfmt)
-command -v clippy-driver >/dev/null || components+=(clippy)
-if [ ${#components[@]} -gt 0 ]; then
+installed=$(rustup component list --installed 2>/dev/null || true)
+for c in rust-src rustfmt clippy; do
+	grep -q "^$c" <<<"$installed" || components+=("$c")
+done
+if [ $check = 1 ]; then
+	echo "provision-host --check: rustup components missing: ${components[*]:-none}"
+elif [ ${#components[@]} -gt 0 ]; then
 	need rustup "rustup (https://rustup.rs)"
 	log "rustup component add ${components[*]}"
 	rustup component add "${components[@]}" >/dev/null
@@ -51,12 +69,21 @@ fi
 
 # bindgen generates the kernel's Rust bindings.
 if ! command -v bindgen >/dev/null || ! version_ge "$(bindgen --version | awk '{print $2}')" 0.71.1; then
-	log "cargo install --locked bindgen-cli@$BINDGEN_VERSION (about 2 minutes)"
-	cargo install --locked --quiet bindgen-cli --version "$BINDGEN_VERSION"
+	if [ $check = 1 ]; then
+		echo "provision-host --check: would cargo install bindgen-cli $BINDGEN_VERSION"
+	else
+		need cc "gcc libc6-dev (cargo links with cc)"
+		log "cargo install --locked bindgen-cli@$BINDGEN_VERSION (about 2 minutes)"
+		cargo install --locked --quiet bindgen-cli --version "$BINDGEN_VERSION"
+	fi
 fi
 
 # virtme-ng, pinned, in a private venv so the system Python is never touched.
 venv="$RMR_CACHE/venv-virtme-ng-$VIRTME_NG_VERSION"
+if [ $check = 1 ]; then
+	[ -x "$venv/bin/vng" ] || echo "provision-host --check: would install virtme-ng $VIRTME_NG_VERSION into $venv"
+	exit 0
+fi
 if [ ! -x "$venv/bin/vng" ]; then
 	log "installing virtme-ng $VIRTME_NG_VERSION from PyPI into $venv"
 	mkdir -p "$RMR_CACHE"
