@@ -3,7 +3,9 @@
 #
 # make test: run the selftests (and count the consumer's KUnit tests, which run when it loads) in
 # the test kernel, then the negative controls in a boot of their own, whose guest command exits 3
-# to prove that a failing guest fails the run (a third boot does that only if the second died).
+# to prove that a failing guest fails the run (a third boot does that only if the second died);
+# the second boot's first attempt and a last pair of attempts are made to stall, to prove that
+# vm-run retries a stalled boot once and fails fast on a second stall.
 # Prints the KTAP of each boot and a final "N passed, N failed" line (an XFAIL reported as expected counts as passed).
 #
 # Environment: CYCLES (removal/reload cycles in the cycles case), TEST_CASES (comma-separated,
@@ -60,9 +62,13 @@ count "$out/kunit.ktap"
 # command then exits 3, which doubles as the harness's own check: vm-run must return exactly 3
 # (the exit status of a guest command must reach the host, or no failure would).
 ncs=(negative_control negative_control_drain)
-log "boot 2: negative controls (consumers built without module references, without the drain); the guest then exits 3"
-scripts/vm-run.sh --log "$out/vm-negative-control.log" -- \
-	bash -c "selftests/rust_modref.sh -t $(IFS=,; echo "${ncs[*]}") | tee build/test/negative-control.ktap; exit 3"
+# Its first attempt is made to stall (VM_STALL_TEST=first: QEMU's CPUs never start), which
+# vm-run must notice and retry: the stall watchdog is proven on every run, for 15 s.
+log "boot 2: negative controls (consumers built without module references, without the drain); the guest then exits 3; the first attempt is made to stall"
+rm -f "$out"/vm-negative-control.log.stalled*
+VM_STALL_TEST=first scripts/vm-run.sh --log "$out/vm-negative-control.log" -- \
+	bash -c "selftests/rust_modref.sh -t $(IFS=,; echo "${ncs[*]}") | tee build/test/negative-control.ktap; exit 3" \
+	2> >(tee "$out/vm-run-boot2.err" >&2)
 rc2=$?
 splat_re=$(. selftests/rust_modref_lib.sh && echo "$SPLAT_RE")
 {
@@ -92,10 +98,27 @@ if [ $rc2 -ne 3 ] && ! grep -q "^# Totals:" "$out/negative-control.ktap"; then
 	scripts/vm-run.sh --log "$out/vm-exit-status.log" -- sh -c 'echo "guest nproc: $(nproc)"; exit 3'
 	rc3=$?
 fi
+# A boot that stalls twice fails at once with 125, not after the 30-minute timeout.
+log "stall check: two stalled boots in a row must fail with 125 within a minute"
+t0=$(date +%s)
+VM_STALL_TEST=both scripts/vm-run.sh --log "$out/vm-double-stall.log" -- true 2>"$out/vm-run-double-stall.err"
+rc4=$? t4=$(( $(date +%s) - t0 ))
 {
 	echo "TAP version 13"
-	echo "1..1"
+	echo "1..3"
 	if [ $rc3 -eq 3 ]; then echo "ok 1 vm_exit_status_propagates"; else echo "not ok 1 vm_exit_status_propagates # got $rc3"; fi
+	if grep -q "boot stalled after" "$out/vm-run-boot2.err" && [ -s "$out/vm-negative-control.log" ] &&
+		[ -e "$out/vm-negative-control.log.stalled" ]; then
+		echo "ok 2 vm_stall_retried"
+	else
+		echo "not ok 2 vm_stall_retried # no stall reported, or no retry (see $out/vm-run-boot2.err)"
+	fi
+	if [ $rc4 -eq 125 ] && [ $t4 -le 90 ] && grep -q "the retry stalled too" "$out/vm-run-double-stall.err"; then
+		echo "# two stalled boots: exit 125 after $t4 s"
+		echo "ok 3 vm_double_stall_fails"
+	else
+		echo "not ok 3 vm_double_stall_fails # exit $rc4 after $t4 s: $(tail -n 1 "$out/vm-run-double-stall.err")"
+	fi
 } | tee "$out/harness.ktap"
 count "$out/harness.ktap"
 

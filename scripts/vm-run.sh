@@ -13,6 +13,13 @@
 # The debug kernel has kmemleak, which doubles boot time under TCG: it is switched off at boot
 # (kmemleak=off) unless VM_KMEMLEAK=1 (make soak, the leak checks).
 #
+# A boot that prints nothing on the console for VM_STALL_S seconds (default 120 under TCG, 30
+# with KVM) before the guest command has started is a stalled boot (seen under TCG: the console
+# stops early in boot while QEMU spins): QEMU is killed, the log kept as FILE.stalled, and the
+# boot retried once; a second stall exits 125 naming both logs. Once the guest command runs,
+# only --timeout applies. VM_STALL_TEST=first|both injects the fault for the test: that boot's
+# CPUs never start (QEMU -S) and it is declared stalled after 15 s.
+#
 # Exit status: the guest command's, or 124 timeout, 125 VM/setup failure.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -79,19 +86,71 @@ ln -sfn "$log" "$RMR_BUILD/vm-last.log"
 kmemleak=kmemleak=off
 [ "${VM_KMEMLEAK:-0}" = 1 ] && kmemleak=kmemleak=on
 
-# The guest command runs from the repository top with the same environment knobs.
-guest_cmd="cd $(printf %q "$RMR_TOP") && $(printf '%q ' "$@")"
-log "VM: $(basename "$bzimage") from $kdir, $cpus vCPUs, $memory, $([ "$use_kvm" = 1 ] && echo KVM || echo TCG), timeout ${timeout}s, log $log"
+# The guest command runs from the repository top with the same environment knobs; its first line
+# of output tells the stall watchdog that the boot is over.
+readonly STARTED=RMR-GUEST-COMMAND-STARTED
+guest_cmd="echo $STARTED; cd $(printf %q "$RMR_TOP") && $(printf '%q ' "$@")"
+stall_s=${VM_STALL_S:-$([ "$use_kvm" = 1 ] && echo 30 || echo 120)}
+log "VM: $(basename "$bzimage") from $kdir, $cpus vCPUs, $memory, $([ "$use_kvm" = 1 ] && echo KVM || echo TCG), timeout ${timeout}s, stall bound ${stall_s}s, log $log"
+
+# boot LOG STALL_S [QEMU_OPTS]: one boot, its exit status in $rc. Returns 1 if it stalled before
+# the guest command started (QEMU killed), else 0.
+boot() {
+	local blog=$1 bound=$2 qopts=${3:-} pid size last_size=-1 last_change now
+	: >"$blog"
+	rm -f "$blog.rc"
+	# -v puts the console (kernel log) on stdout, in the same stream as the command's output.
+	# QEMU reopens its stdout for the console, so it must be a pipe (a file would be overwritten
+	# from the start): tee keeps the whole stream, and the terminal shows all but kernel lines.
+	# setsid: its own process group, so that a stalled boot can be killed whole.
+	# timeout(1) puts itself and QEMU into a process group of their own: its id goes to LOG.pid.
+	RMR_LOG=$blog setsid bash -c '(echo $BASHPID >"$RMR_LOG.pid"; exec "$@" </dev/null 2>&1) | tee "$RMR_LOG" |
+		grep --line-buffered -vE "^\[ *[0-9]+\.[0-9]+\]|^virtme|^RMR-GUEST-COMMAND-STARTED"
+		echo "${PIPESTATUS[0]}" >"$RMR_LOG.rc"' vm-run \
+		timeout -k 10 "$timeout" "$vng" --run "$bzimage" "${accel[@]}" --force-initramfs --force-9p \
+		--cpus "$cpus" --memory "$memory" --user root --rwdir "$RMR_TOP" ${qopts:+"--qemu-opts=$qopts"} \
+		--append "panic_on_warn=0 $kmemleak${VM_APPEND:+ $VM_APPEND}" -v --exec "$guest_cmd" &
+	pid=$!
+	last_change=$(date +%s)
+	while kill -0 "$pid" 2>/dev/null; do
+		sleep 2 & wait $! || true
+		grep -q "^$STARTED" "$blog" && break
+		size=$(stat -c %s "$blog" 2>/dev/null || echo 0)
+		now=$(date +%s)
+		if [ "$size" != "$last_size" ]; then
+			last_size=$size last_change=$now
+		elif [ $((now - last_change)) -ge "$bound" ]; then
+			local group
+			group=$(cat "$blog.pid" 2>/dev/null)
+			kill -TERM -- ${group:+"-$group"} "-$pid" 2>/dev/null
+			sleep 2
+			kill -KILL -- ${group:+"-$group"} "-$pid" 2>/dev/null
+			wait "$pid" 2>/dev/null
+			rm -f "$blog.pid"
+			return 1
+		fi
+	done
+	wait "$pid"
+	rc=$(cat "$blog.rc" 2>/dev/null || echo 125)
+	rm -f "$blog.rc" "$blog.pid"
+	return 0
+}
+
+last_line() { tr -d '\r' <"$1" | grep -v '^\s*$' | tail -n 1 | grep . || echo '(nothing)'; }
+inject=""
+case "${VM_STALL_TEST:-}" in first|both) inject="-S" ;; esac
 start=$(date +%s)
 set +e
-# -v puts the console (kernel log) on stdout, in the same stream as the command's output. QEMU
-# reopens its stdout for the console, so it must be a pipe (a file would be overwritten from the
-# start): tee keeps the whole stream, and the terminal shows everything but kernel lines.
-timeout -k 10 "$timeout" "$vng" --run "$bzimage" "${accel[@]}" --force-initramfs --force-9p \
-	--cpus "$cpus" --memory "$memory" --user root --rwdir "$RMR_TOP" \
-	--append "panic_on_warn=0 $kmemleak${VM_APPEND:+ $VM_APPEND}" -v --exec "$guest_cmd" </dev/null 2>&1 |
-	tee "$log" | grep --line-buffered -vE '^\[ *[0-9]+\.[0-9]+\]|^virtme'
-rc=${PIPESTATUS[0]}
+if ! boot "$log" "$([ -n "$inject" ] && echo 15 || echo "$stall_s")" "$inject"; then
+	mv "$log" "$log.stalled"
+	echo "vm-run: boot stalled after '$(last_line "$log.stalled")' (no console output for $([ -n "$inject" ] && echo 15 || echo "$stall_s") s); retrying once (log: $log.stalled)" >&2
+	[ "${VM_STALL_TEST:-}" = both ] || inject=""
+	if ! boot "$log" "$([ -n "$inject" ] && echo 15 || echo "$stall_s")" "$inject"; then
+		mv "$log" "$log.stalled-2"
+		echo "vm-run: the retry stalled too, after '$(last_line "$log.stalled-2")'; logs: $log.stalled, $log.stalled-2" >&2
+		exit 125
+	fi
+fi
 set -e
 log "VM exited with status $rc after $(( $(date +%s) - start )) s (console log: $log)"
 if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
