@@ -83,5 +83,16 @@ log "tools: cargo fmt --check, clippy -D warnings, cargo test"
 (cd tools && cargo clippy --quiet --release --all-targets --locked -- -D warnings) || status=1
 (cd tools && cargo test --quiet --release --locked) || status=1
 
+# The tools' declared minimum rustc must build them with the locked dependencies.
+msrv=$(sed -n 's/^rust-version = "\([0-9.]*\)"$/\1/p' tools/Cargo.toml)
+[[ $msrv == *.*.* ]] || msrv=$msrv.0
+log "tools: cargo build with the declared minimum, rustc $msrv (rustup toolchain, installed if missing)"
+if ! rustup run "$msrv" rustc --version >/dev/null 2>&1; then
+	rustup toolchain install "$msrv" --profile minimal >/dev/null 2>&1 ||
+		{ echo "rustup toolchain install $msrv failed"; status=1; }
+fi
+(cd tools && CARGO_TARGET_DIR="$RMR_CACHE/tools-target-$msrv" rustup run "$msrv" cargo build --release --locked --quiet) ||
+	{ echo "the tools do not build with rustc $msrv (tools/Cargo.toml rust-version)"; status=1; }
+
 [ $status -eq 0 ] && log "check: clean" || log "check: FAILED"
 exit $status
