@@ -22,16 +22,28 @@ echo "compute rust_provider 42" >&3
 sed 's/^/   /' <&3
 exec 3<&-
 
-step "4 threads call the provider for 12 s; after 1 s the provider is removed"
-echo "   patiently (rmmod-wait --wait), 1 s after that it is loaded again; every answer is verified"
+step "4 threads call the provider; after 1 s it is removed, then loaded again"
+echo "   patiently (rmmod-wait --wait), 1 s later it is loaded again; the load runs until the new"
+echo "   instance has answered for 1 s; every answer is verified"
+lib_init
 out=$(mktemp)
-"$bin/rmc-load" -j 4 -d 12 --interval-ms 1000 --timeline \
+"$bin/rmc-load" -j 4 -d 600 --interval-ms 1000 --timeline \
 	--min-instances 2 2>"$out" &
 load=$!
-sleep 1
+nap 1
 "$bin/rmmod-wait" --wait --verbose --timeout 10 rust_provider 2>&1 | tail -n 1 | sed 's/^/   /'
-sleep 1
+nap 1
 insmod rust_provider.ko && kmsg 2
+# Per-table counters start at registration: calls_ok > 0 means the new instance answers.
+answers() {
+	local l
+	exec 5<>/dev/rust_consumer && echo "stats rust_provider" >&5 && read -r l <&5
+	exec 5<&-
+	[[ $l =~ calls_ok=([0-9]+) ]] && [ "${BASH_REMATCH[1]}" -gt 0 ]
+}
+for _ in $(seq 200); do answers && break; nap 0.1; done
+nap 1
+kill -TERM $load
 wait $load
 rc=$?
 sed 's/^/   /' "$out"
@@ -45,8 +57,7 @@ mkdir $cfg/foo || exit 1
 (exec 4<>/dev/rust_consumer; echo "hold foo 1000000" >&4; echo "   the hold: $(cat <&4)") &
 hold=$!
 held() { local l; exec 5<>/dev/rust_consumer; echo stats >&5; read -r l <&5; exec 5<&-; [[ $l == *refs_held=1* ]]; }
-exec {nap}<> <(:)
-for _ in $(seq 200); do held && break; read -rt 0.05 -u $nap; done
+for _ in $(seq 200); do held && break; nap 0.05; done
 t0=${EPOCHREALTIME/./}
 rmdir $cfg/foo
 t1=${EPOCHREALTIME/./}
