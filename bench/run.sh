@@ -96,7 +96,7 @@ for i in $(seq "$reps"); do
 		[ $mode = load ] && load_stop
 		sample "rmmod_wait_${mode}_internal" "$(sed -n 's/.*attempt(s), \([0-9.]*\) ms/\1/p' <<<"$out")"
 		sample "rmmod_wait_${mode}_external" $((t1 - t0))
-		sample "provider_exit_${mode}" "$(dmesg -t | sed -n 's/.*(exit) unregistered .* in \([0-9]*\) us.*/\1/p' |
+		sample "provider_exit_${mode}" "$(dmesg -t | sed -n 's/.*(exit) withdrew .* in \([0-9]*\) us.*/\1/p' |
 			tail -n1 | awk '{printf "%.3f", $1 / 1000}')"
 		insmod rust_provider.ko
 		# The same under strace (a separate removal: strace's start-up is not part of any sample).
