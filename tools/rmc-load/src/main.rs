@@ -19,8 +19,14 @@ use std::{
 use clap::Parser;
 use hdrhistogram::Histogram;
 use nix::errno::Errno;
-use rmc::{Device, NAME_LEN, OP_COMPUTE, OP_DESCRIBE, OP_HOLD};
-use serde::Serialize;
+use rmc::{
+    cli::{parse_seconds, DeviceArg, ProviderArg},
+    Device, NAME_LEN, OP_COMPUTE, OP_DESCRIBE, OP_HOLD,
+};
+
+mod summary;
+
+use summary::{print_human, report};
 
 const EXIT_HELP: &str = "\
 Exit status:
@@ -34,21 +40,24 @@ Exit status:
 #[derive(Parser, Debug)]
 #[command(version, about, after_help = EXIT_HELP)]
 struct Args {
-    /// The consumer's device node.
-    #[arg(long, default_value = Device::DEFAULT_PATH)]
-    device: String,
-    /// Provider to call.
-    #[arg(short, long, default_value = "rust_provider")]
-    provider: String,
+    #[command(flatten)]
+    device: DeviceArg,
+    #[command(flatten)]
+    provider: ProviderArg,
     /// Worker threads (default: number of online CPUs).
     #[arg(short = 'j', long)]
     threads: Option<usize>,
-    /// Run for this many seconds (fractions allowed); default 10 unless --count is given.
-    #[arg(short, long, value_parser = parse_seconds)]
+    /// Run for this many seconds (fractions allowed); default 10 unless --count or
+    /// --until-stopped is given.
+    #[arg(short, long, value_parser = parse_seconds, conflicts_with = "until_stopped")]
     duration: Option<f64>,
     /// Stop each thread after this many calls.
-    #[arg(short = 'n', long)]
+    #[arg(short = 'n', long, conflicts_with = "until_stopped")]
     count: Option<u64>,
+    /// Run until SIGTERM or SIGINT, however long the work around it takes (a background load
+    /// in a test); the summary and the exit status are those of a timed run.
+    #[arg(long)]
+    until_stopped: bool,
     /// Op mix as weights: compute, hold, describe, nop, echo (nop: an ioctl that touches no
     /// provider and copies nothing; echo: the copies of a call without provider or reference).
     #[arg(short, long, default_value = "compute=100", value_parser = parse_mix)]
@@ -120,20 +129,6 @@ impl Mix {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Allow(BTreeSet<i32>);
-
-/// A duration in seconds that `Duration` can hold.
-fn parse_seconds(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
-    match Duration::try_from_secs_f64(v) {
-        Ok(_) => Ok(v),
-        Err(_) => Err(format!(
-            "'{s}' is not a duration (0 to {} s)",
-            Duration::MAX.as_secs()
-        )),
-    }
-}
 
 fn parse_allow(s: &str) -> Result<Allow, String> {
     if s.eq_ignore_ascii_case("none") {
@@ -265,174 +260,16 @@ fn worker(sh: &Shared, seed: u64) -> ThreadResult {
     r
 }
 
-#[derive(Serialize)]
-struct Report {
-    threads: usize,
-    duration_s: f64,
-    calls: u64,
-    calls_per_s: f64,
-    calls_per_s_per_thread: Vec<f64>,
-    ok: u64,
-    enodev: u64,
-    other_errors: BTreeMap<String, u64>,
-    wrong_answers: u64,
-    wrong_answers_first: Vec<String>,
-    instance_ids: Vec<String>,
-    latency_us: Latency,
-    interval_ms: u64,
-    /// [t_s, ok, enodev, other] per interval.
-    timeline: Vec<(f64, u64, u64, u64)>,
-    pass: bool,
-    failures: Vec<String>,
-}
-
-#[derive(Serialize, Debug, PartialEq)]
-struct Latency {
-    p50: f64,
-    p99: f64,
-    p999: f64,
-    max: f64,
-}
-
-fn latency(h: &Histogram<u64>) -> Latency {
-    let us = |ns: u64| ns as f64 / 1e3;
-    Latency {
-        p50: us(h.value_at_quantile(0.50)),
-        p99: us(h.value_at_quantile(0.99)),
-        p999: us(h.value_at_quantile(0.999)),
-        max: us(h.max()),
-    }
-}
-
-fn report(args: &Args, results: &[ThreadResult], duration: Duration) -> Report {
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds");
-    let mut errors: BTreeMap<i32, u64> = BTreeMap::new();
-    let mut instances: BTreeSet<u64> = BTreeSet::new();
-    let mut timeline: Vec<[u64; 3]> = Vec::new();
-    let mut wrong = Vec::new();
-    for r in results {
-        hist.add(&r.latency_ns).expect("same bounds");
-        for (e, n) in &r.errors {
-            *errors.entry(*e).or_default() += n;
-        }
-        instances.extend(&r.instances);
-        wrong.extend(r.wrong.iter().cloned());
-        if timeline.len() < r.timeline.len() {
-            timeline.resize(r.timeline.len(), [0; 3]);
-        }
-        for (t, b) in timeline.iter_mut().zip(&r.timeline) {
-            for k in 0..3 {
-                t[k] += b[k];
-            }
-        }
-    }
-    let calls: u64 = results.iter().map(|r| r.calls).sum();
-    let ok: u64 = results.iter().map(|r| r.ok).sum();
-    let wrong_count: u64 = results.iter().map(|r| r.wrong_count).sum();
-    let enodev = errors.get(&(Errno::ENODEV as i32)).copied().unwrap_or(0);
-    let secs = duration.as_secs_f64().max(1e-9);
-    let mut failures = Vec::new();
-    let mut other_errors = BTreeMap::new();
-    for (e, n) in &errors {
-        let name = rmc::errno_name(Errno::from_raw(*e));
-        if !args.allow.0.contains(e) {
-            failures.push(format!(
-                "{n} call(s) failed with {name}, which is not allowed"
-            ));
-        }
-        if *e != Errno::ENODEV as i32 {
-            other_errors.insert(name, *n);
-        }
-    }
-    if let Some(first) = wrong.first() {
-        failures.push(format!("{wrong_count} wrong answer(s), first: {first}"));
-    }
-    if ok == 0 && !args.allow_no_answer {
-        failures.push("no call got an answer (wrong provider name? --allow-no-answer)".into());
-    }
-    if instances.len() < args.min_instances {
-        failures.push(format!(
-            "{} instance id(s) answered, --min-instances asks for {}",
-            instances.len(),
-            args.min_instances
-        ));
-    }
-    let step = args.interval_ms as f64 / 1e3;
-    Report {
-        threads: results.len(),
-        duration_s: secs,
-        calls,
-        calls_per_s: calls as f64 / secs,
-        calls_per_s_per_thread: results
-            .iter()
-            .map(|r| r.calls as f64 / r.elapsed.as_secs_f64().max(1e-9))
-            .collect(),
-        ok,
-        enodev,
-        other_errors,
-        wrong_answers: wrong_count,
-        wrong_answers_first: wrong,
-        instance_ids: instances.iter().map(|i| format!("{i:#018x}")).collect(),
-        latency_us: latency(&hist),
-        interval_ms: args.interval_ms,
-        timeline: timeline
-            .iter()
-            .enumerate()
-            .map(|(i, b)| (i as f64 * step, b[0], b[1], b[2]))
-            .collect(),
-        pass: failures.is_empty(),
-        failures,
-    }
-}
-
-fn print_human(r: &Report, show_timeline: bool) {
-    eprintln!(
-        "rmc-load: {} threads, {:.2} s, {} calls, {:.0} calls/s",
-        r.threads, r.duration_s, r.calls, r.calls_per_s
-    );
-    let per: Vec<String> = r
-        .calls_per_s_per_thread
-        .iter()
-        .map(|c| format!("{c:.0}"))
-        .collect();
-    eprintln!("  calls/s per thread: {}", per.join(" "));
-    eprintln!(
-        "  ok {}  ENODEV {}  other errno {:?}",
-        r.ok, r.enodev, r.other_errors
-    );
-    eprintln!("  wrong answers {}", r.wrong_answers);
-    eprintln!(
-        "  latency us: p50 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}",
-        r.latency_us.p50, r.latency_us.p99, r.latency_us.p999, r.latency_us.max
-    );
-    eprintln!("  instance ids: {}", r.instance_ids.join(" "));
-    if show_timeline {
-        for (t, ok, enodev, other) in &r.timeline {
-            eprintln!("  t={t:7.2}s ok {ok:8} ENODEV {enodev:8} other {other}");
-        }
-    }
-    if r.pass {
-        eprintln!("rmc-load: PASS");
-    } else {
-        for f in &r.failures {
-            eprintln!("rmc-load: FAIL: {f}");
-        }
-    }
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
-    let Some(provider) = rmc::name_buf(&args.provider) else {
+    let Some(provider) = rmc::name_buf(&args.provider.name) else {
         eprintln!("rmc-load: provider name must be 1-31 bytes without NUL");
         return ExitCode::from(2);
     };
-    let dev = match Device::open(&args.device) {
+    let dev = match args.device.open() {
         Ok(d) => d,
         Err(e) => {
-            eprintln!(
-                "rmc-load: cannot open {}: {e} (is rust_consumer loaded? are you root?)",
-                args.device
-            );
+            eprintln!("rmc-load: {e}");
             return ExitCode::from(3);
         }
     };
@@ -444,6 +281,7 @@ fn main() -> ExitCode {
         // `parse_seconds` accepted only what a `Duration` can hold.
         (Some(d), _) => Duration::try_from_secs_f64(d).ok(),
         (None, Some(_)) => None,
+        (None, None) if args.until_stopped => None,
         (None, None) => Some(Duration::from_secs(10)),
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -490,163 +328,4 @@ fn main() -> ExitCode {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mix_parsing_and_picking() {
-        let m = parse_mix("compute=3,hold=1").unwrap();
-        assert_eq!(m, Mix([3, 1, 0, 0, 0]));
-        let picks: Vec<usize> = (0..4).map(|r| m.pick(r)).collect();
-        assert_eq!(picks, [0, 0, 0, 1]);
-        assert!(parse_mix("compute=0").is_err());
-        assert!(parse_mix("frobnicate=1").is_err());
-        assert!(parse_mix("compute").is_err());
-        assert_eq!(parse_mix("nop=1").unwrap().pick(12345), 3);
-    }
-
-    #[test]
-    fn allow_parsing() {
-        assert_eq!(
-            parse_allow("ENODEV").unwrap().0,
-            BTreeSet::from([Errno::ENODEV as i32])
-        );
-        assert_eq!(
-            parse_allow("enodev,einval").unwrap().0.len(),
-            2,
-            "names are case-insensitive"
-        );
-        assert!(parse_allow("none").unwrap().0.is_empty());
-        assert!(parse_allow("EBOGUS").is_err());
-    }
-
-    #[test]
-    fn verification() {
-        let id = 0x1234_5678_9abc_def0;
-        assert!(verify_compute(7, rmc::compute_expected(7, id), id));
-        assert!(!verify_compute(7, rmc::compute_expected(7, id), id + 1));
-        assert!(!verify_compute(8, rmc::compute_expected(7, id), id));
-    }
-
-    #[test]
-    fn percentiles_on_a_known_input() {
-        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
-        for ns in 1..=1000u64 {
-            h.record(ns * 1000).unwrap(); // 1..1000 us
-        }
-        let l = latency(&h);
-        assert!((l.p50 - 500.0).abs() <= 0.5, "{l:?}");
-        assert!((l.p99 - 990.0).abs() <= 1.0, "{l:?}");
-        assert!((l.p999 - 999.0).abs() <= 1.0, "{l:?}");
-        assert!((l.max - 1000.0).abs() <= 1.0, "{l:?}");
-    }
-
-    fn result(ok: u64, errors: &[(Errno, u64)], instances: &[u64]) -> ThreadResult {
-        ThreadResult {
-            calls: ok + errors.iter().map(|e| e.1).sum::<u64>(),
-            ok,
-            errors: errors.iter().map(|(e, n)| (*e as i32, *n)).collect(),
-            wrong_count: 0,
-            wrong: Vec::new(),
-            instances: instances.iter().copied().collect(),
-            latency_ns: Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap(),
-            timeline: vec![[ok, 0, 0]],
-            elapsed: Duration::from_secs(1),
-        }
-    }
-
-    #[test]
-    fn outcomes_decide_pass() {
-        let args = Args::try_parse_from(["rmc-load", "--min-instances", "2"]).unwrap();
-        let good = [
-            result(10, &[(Errno::ENODEV, 3)], &[1]),
-            result(5, &[], &[2]),
-        ];
-        let r = report(&args, &good, Duration::from_secs(1));
-        assert!(r.pass, "{:?}", r.failures);
-        assert_eq!((r.calls, r.ok, r.enodev), (18, 15, 3));
-
-        let one_instance = [result(10, &[], &[1])];
-        assert!(!report(&args, &one_instance, Duration::from_secs(1)).pass);
-
-        let strict = Args::try_parse_from(["rmc-load", "--allow", "none"]).unwrap();
-        assert!(!report(&strict, &good, Duration::from_secs(1)).pass);
-
-        let other = [result(10, &[(Errno::EINVAL, 1)], &[1])];
-        let r = report(
-            &Args::try_parse_from(["rmc-load"]).unwrap(),
-            &other,
-            Duration::from_secs(1),
-        );
-        assert!(!r.pass);
-        assert_eq!(r.other_errors.get("EINVAL"), Some(&1));
-
-        // Only ENODEV (a mistyped name): fails unless --allow-no-answer.
-        let none = [result(0, &[(Errno::ENODEV, 9)], &[])];
-        let default = Args::try_parse_from(["rmc-load"]).unwrap();
-        assert!(!report(&default, &none, Duration::from_secs(1)).pass);
-        let lenient = Args::try_parse_from(["rmc-load", "--allow-no-answer"]).unwrap();
-        assert!(report(&lenient, &none, Duration::from_secs(1)).pass);
-
-        // Every wrong answer counts, and none of them as ok.
-        let mut w = result(5, &[], &[1]);
-        w.wrong_count = 25;
-        w.wrong = vec!["x".into(); 10];
-        let r = report(&default, &[w], Duration::from_secs(1));
-        assert!(!r.pass);
-        assert_eq!((r.ok, r.wrong_answers), (5, 25));
-    }
-
-    #[test]
-    fn durations_and_errno_names() {
-        assert!(Args::try_parse_from(["rmc-load", "-d", "inf"]).is_err());
-        assert!(Args::try_parse_from(["rmc-load", "-d", "-1"]).is_err());
-        assert!(Args::try_parse_from(["rmc-load", "-d", "1e300"]).is_err());
-        assert!(Args::try_parse_from(["rmc-load", "-d", "0.5"]).is_ok());
-        let a = Args::try_parse_from(["rmc-load", "--allow", "EPERM,ehostunreach,ENODEV"]).unwrap();
-        assert_eq!(a.allow.0.len(), 3);
-        assert!(Args::try_parse_from(["rmc-load", "--allow", "ENOPE"]).is_err());
-    }
-
-    #[test]
-    fn no_command_line_panics() {
-        rmc::fuzz_command_lines(
-            "rmc-load",
-            &[
-                "-j",
-                "--threads",
-                "-d",
-                "--duration",
-                "-n",
-                "--count",
-                "-m",
-                "--mix",
-                "compute=1,hold=2",
-                "nop=1",
-                "--hold-us",
-                "--allow",
-                "ENODEV,EPERM",
-                "--min-instances",
-                "--interval-ms",
-                "--timeline",
-                "--json",
-                "--allow-no-answer",
-                "-p",
-                "--provider",
-                "--device",
-                "4",
-                "0.5",
-                "1000",
-            ],
-            20_000,
-            |argv| {
-                if let Ok(a) = Args::try_parse_from(argv) {
-                    let _ = a.duration.map(Duration::try_from_secs_f64);
-                    let _ = a.mix.pick(u64::MAX);
-                    let _ = rmc::name_buf(&a.provider);
-                    let _ = a;
-                }
-            },
-        );
-    }
-}
+mod tests;

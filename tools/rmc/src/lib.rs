@@ -11,6 +11,9 @@ use std::{
 
 use nix::errno::Errno;
 
+pub mod cli;
+pub mod report;
+
 /// The ioctl ABI, written once in the repository's `consumer_uapi.rs` and compiled into both
 /// the consumer module and this library.
 #[path = "../../../consumer_uapi.rs"]
