@@ -7,6 +7,8 @@
 #   make bench      benchmarks in the VM: bench/<flavor>/results.json, results.md, *.svg, and
 #                   bench/results.json (every flavor's results, by flavor)
 #   make profile    perf profiles of the benchmarked paths in the VM: bench/<flavor>/profile/
+#   make faults     every allocation failure of the pair's syscalls, tried, in the VM
+#   make boot-report  BOOTS (30) boots of the test kernel: the boot-time distribution
 #   make kernel     only provision/build the test kernel (cached outside the repository)
 #   make clean
 #
@@ -40,7 +42,7 @@ MODULE_SOURCES := Kbuild rust_consumer.rs rust_provider.rs provider_abi.rs consu
 NEG_DIR := $(BUILD)/negative-control
 NEG_DRAIN_DIR := $(BUILD)/negative-control-drain
 
-.PHONY: default modules kernel tools negative-control check run test bench profile clean
+.PHONY: default modules kernel tools negative-control check run test bench profile boot-report faults clean
 
 # Kbuild refuses UNSAFE_SKIP_MODULE_GET=1 / UNSAFE_SKIP_DRAIN=1 outside the negative-control
 # directories: the unsafe consumers are built only by `make negative-control`.
@@ -87,6 +89,17 @@ bench: modules tools
 # Flat perf profiles (cpu-clock on CPU 0) of each benchmarked path; see README "Benchmarks".
 profile: modules tools
 	VM_APPEND="$(BENCH_APPEND)" VM_TIMEOUT=900 scripts/vm-run.sh --log $(BUILD)/vm-profile.log -- env KFLAVOR=$(KFLAVOR) bench/profile.sh
+
+# Every allocation failure of the pair's syscalls, tried (the selftest case alloc_failures), in a
+# boot of its own with KUnit off (its suite would run, and allocate, at each of the many loads).
+faults: modules tools
+	VM_APPEND="kunit.enable=0 $(VM_APPEND)" VM_TIMEOUT=$${VM_TIMEOUT:-5400} scripts/vm-run.sh \
+		--log $(BUILD)/vm-faults.log -- selftests/rust_modref.sh -t alloc_failures
+
+# BOOTS (default 30) boots of the test kernel: the distribution of boot-to-command times and
+# the stalls vm-run retried (bench/boot-report.json).
+boot-report:
+	scripts/boot-report.sh
 
 clean:
 	-[ ! -e $(KDIR)/Makefile ] || $(KMAKE) clean

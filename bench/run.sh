@@ -59,7 +59,7 @@ kver=$(uname -r)
 mkdir -p "$modroot/lib/modules/$kver/extra"
 cp rust_provider.ko rust_consumer.ko "$modroot/lib/modules/$kver/extra/"
 depmod -b "$modroot" "$kver"
-load_start() { "$bin/rmc-load" -j 4 -d 600 >/dev/null 2>&1 & load_pid=$!; nap 1; }
+load_start() { "$bin/rmc-load" -j 4 --until-stopped >/dev/null 2>&1 & load_pid=$!; nap 1; }
 load_stop() { kill -TERM "$load_pid"; wait "$load_pid"; }
 declare -A samples
 sample() { samples[$1]+="$2 "; }

@@ -73,6 +73,13 @@ want=$(selftests/rust_modref.sh -l | sed -E 's/^([a-z_]+) +(.*)$/| `\1` | \2 |/'
 got=$(sed -n '/^## Selftests/,/^## /p' README.md | grep -E '^\| `[a-z_]+` \| ')
 [ "$want" = "$got" ] || { echo "README's case table differs from rust_modref.sh -l:"; diff <(echo "$want") <(echo "$got"); status=1; }
 
+log "README: at most 20 KB (the front door; the benchmark notebook lives in bench/README.md)"
+size=$(wc -c <README.md)
+[ "$size" -le 20000 ] || { echo "README.md is $size bytes, over 20000"; status=1; }
+log "tools: no source file over 500 lines"
+long=$(wc -l tools/*/src/*.rs | awk '$2 != "total" && $1 > 500')
+[ -z "$long" ] || { echo "tool sources over 500 lines:"; echo "$long"; status=1; }
+
 log "shell: bash -n on every script"
 for f in scripts/*.sh selftests/*.sh bench/*.sh .ci/run; do
 	bash -n "$f" || { echo "syntax error in $f"; status=1; }

@@ -1,15 +1,17 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# make test: run the selftests (and count the consumer's KUnit tests, which run when it loads) in
-# the test kernel, then the negative controls in a boot of their own, whose guest command exits 3
+# make test: run the selftests through the kselftest runner (installed from the kernel tree, as a
+# kernel developer would) and count the consumer's KUnit tests (they run when it loads) in the
+# test kernel, then the negative controls in a boot of their own, whose guest command exits 3
 # to prove that a failing guest fails the run (a third boot does that only if the second died);
 # the second boot's first attempt and a last pair of attempts are made to stall, to prove that
 # vm-run retries a stalled boot once and fails fast on a second stall.
 # Prints the KTAP of each boot and a final "N passed, N failed" line (an XFAIL reported as expected counts as passed).
 #
-# Environment: CYCLES (removal/reload cycles in the cycles case), TEST_CASES (comma-separated,
-# default all), VM_CPUS, VM_TIMEOUT.
+# Environment: CYCLES, TABLE_CYCLES, FUZZ_COUNT, REMOVAL_BOUND_S (passed to the suite), TEST_CASES
+# (comma-separated, default all: the repository's script with -t instead of the runner), VM_CPUS,
+# VM_TIMEOUT (boot 1, default 3600 s).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -28,12 +30,54 @@ count() { # KTAP file
 	pass=$((pass + p - s)) skipped=$((skipped + s)) failed=$((failed + f))
 }
 
-# Boot 1: every case but the negative control.
-cases=${TEST_CASES:+-t $TEST_CASES}
-log "boot 1: selftests (selftests/rust_modref.sh ${cases:-all cases})"
-scripts/vm-run.sh --log "$out/vm-selftests.log" -- \
-	bash -c "set -o pipefail; selftests/rust_modref.sh $cases | tee build/test/selftests.ktap"
+# Knobs the host was given for the suite, passed on to the guest (the defaults need none).
+knobs=()
+for v in CYCLES TABLE_CYCLES FUZZ_COUNT REMOVAL_BOUND_S; do
+	[ -z "${!v:-}" ] || knobs+=("$v=${!v}")
+done
+
+# Boot 1: every case but the negative controls, through the kselftest runner as a kernel developer
+# runs it: this selftests directory copied into the kernel tree (rsync -rL: the module sources
+# and tools/ are symlinks), built against the kernel under test and installed with kselftest's
+# own Makefile, then the installed run_kselftest.sh in the guest, with no MODDIR or TOOLS_DIR.
+# (TEST_CASES=...: the repository's script with -t instead.)
+ksrc=$(readlink -f "$KDIR/source" 2>/dev/null || echo "$KDIR")
+kst="$ksrc/tools/testing/selftests"
+inst="$RMR_BUILD/kselftest"
+if [ -z "${TEST_CASES:-}" ]; then
+	[ -f "$kst/lib.mk" ] || die "no kselftest tree in $kst (KDIR's source)"
+	command -v rsync >/dev/null || die "rsync not found (Debian: apt-get install rsync); kselftest's install needs it"
+	log "kselftest: selftests/ -> $kst/rust_modref; make TARGETS=rust_modref install -> $inst"
+	rsync -rL --delete --exclude target "$RMR_TOP/selftests/" "$kst/rust_modref/" ||
+		die "copying selftests/ into $kst failed"
+	rm -rf "$inst"
+	# The tools' cargo target: the repository's (make tools built it), not a second cold build.
+	make -C "$kst" TARGETS=rust_modref O="$KDIR" LLVM="${LLVM:--19}" INSTALL_PATH="$inst" 		RMC_CARGO_TARGET="$RMR_TOP/tools/target" install >"$out/kselftest-build.log" 2>&1 ||
+		die "kselftest build/install failed; see $out/kselftest-build.log:
+$(tail -n 15 "$out/kselftest-build.log")"
+	# -p: the suite's output into a file of its own (the runner writes it to /dev/stdout, which
+	# virtme-ng points at its console port, past any pipe).
+	guest="set -o pipefail; cd build/kselftest && env ${knobs[*]} ./run_kselftest.sh -c rust_modref -p $out/kselftest-logs | tee ../test/kselftest.log"
+	log "boot 1: selftests (build/kselftest/run_kselftest.sh -c rust_modref)"
+else
+	guest="set -o pipefail; env ${knobs[*]} selftests/rust_modref.sh -t $TEST_CASES | tee build/test/kselftest.log"
+	log "boot 1: selftests (selftests/rust_modref.sh -t $TEST_CASES)"
+fi
+rm -rf "$out/kselftest.log" "$out/kselftest-logs"
+scripts/vm-run.sh --timeout "${VM_TIMEOUT:-3600}" --log "$out/vm-selftests.log" -- bash -c "$guest"
 rc1=$?
+# The suite's own KTAP: as is, or from the runner's per-test log (each line prefixed "# ") with
+# the runner's own verdict line checked too.
+if [ -f "$out/kselftest-logs/rust_modref.sh" ]; then
+	sed -n 's/^# //p' "$out/kselftest-logs/rust_modref.sh" | sed '1,/^TAP version/{/^TAP version/!d}' >"$out/selftests.ktap"
+	cat "$out/selftests.ktap"
+	runner=$(grep -E '^(not )?ok 1 selftests: rust_modref: rust_modref.sh' "$out/kselftest.log")
+	echo "# kselftest runner: ${runner:-no result line}"
+	[[ $runner == "ok 1 "* ]] || [ "$(grep -c '^not ok' "$out/selftests.ktap")" -gt 0 ] ||
+		{ echo "# the runner reports '${runner:-nothing}' without a failing case"; failed=$((failed + 1)); }
+else
+	cp "$out/kselftest.log" "$out/selftests.ktap" 2>/dev/null
+fi
 [ -s "$out/selftests.ktap" ] || echo "not ok 1 selftests # the VM produced no KTAP (exit $rc1, see $out/vm-selftests.log)" >"$out/selftests.ktap"
 count "$out/selftests.ktap"
 grep -qE '^1\.\.[0-9]+' "$out/selftests.ktap" || { echo "# selftests: no KTAP plan"; failed=$((failed + 1)); }
@@ -67,7 +111,7 @@ ncs=(negative_control negative_control_drain)
 log "boot 2: negative controls (consumers built without module references, without the drain); the guest then exits 3; the first attempt is made to stall"
 rm -f "$out"/vm-negative-control.log.stalled*
 VM_STALL_TEST=first scripts/vm-run.sh --log "$out/vm-negative-control.log" -- \
-	bash -c "selftests/rust_modref.sh -t $(IFS=,; echo "${ncs[*]}") | tee build/test/negative-control.ktap; exit 3" \
+	bash -c "env ${knobs[*]} selftests/rust_modref.sh -t $(IFS=,; echo "${ncs[*]}") | tee build/test/negative-control.ktap; exit 3" \
 	2> >(tee "$out/vm-run-boot2.err" >&2)
 rc2=$?
 splat_re=$(. selftests/rust_modref_lib.sh && echo "$SPLAT_RE")
@@ -76,6 +120,11 @@ splat_re=$(. selftests/rust_modref_lib.sh && echo "$SPLAT_RE")
 	for i in "${!ncs[@]}"; do
 		nc=${ncs[$i]} n=$((i + 1))
 		grep -qE "^(not )?ok $n " "$out/negative-control.ktap" 2>/dev/null && continue
+		if [ ! -s "$out/vm-negative-control.log" ]; then
+			echo "# $nc: the VM did not run the guest command (vm-run exit $rc2: $(tail -n 1 "$out/vm-run-boot2.err"))"
+			echo "not ok $n $nc"
+			continue
+		fi
 		splat=$(sed -n "/rust_modref_selftest: case $nc start/,\$p" "$out/vm-negative-control.log" |
 			sed -n "/rust_modref_selftest: case ${ncs[$((i + 1))]:-NONE} start/q;p" | grep -m1 -E "$splat_re")
 		if [ -n "$splat" ]; then

@@ -13,12 +13,15 @@
 # The debug kernel has kmemleak, which doubles boot time under TCG: it is switched off at boot
 # (kmemleak=off) unless VM_KMEMLEAK=1 (make soak, the leak checks).
 #
-# A boot that prints nothing on the console for VM_STALL_S seconds (default 120 under TCG, 30
-# with KVM, three times that with kmemleak on) before the guest command has started is a stalled boot (seen under TCG: the console
-# stops early in boot while QEMU spins): QEMU is killed, the log kept as FILE.stalled, and the
-# boot retried once; a second stall exits 125 naming both logs. Once the guest command runs,
-# only --timeout applies. VM_STALL_TEST=first|both injects the fault for the test: that boot's
-# CPUs never start (QEMU -S) and it is declared stalled after 15 s.
+# A stalled boot (seen under TCG: the console stops early in kernel boot while QEMU spins) is
+# retried once: until the kernel starts init, VM_STALL_S seconds without console output (default
+# 120 under TCG, 30 with KVM, three times that with kmemleak on) is a stall; from init until the
+# guest command starts, VM_STALL_USER_S (default 600 under TCG, 120 with KVM), because udev's
+# settle is legitimately silent there (31-41 s on a normal host, over 120 s on a slow CI host).
+# QEMU is killed, the log kept as FILE.stalled and the boot retried once; a second stall exits
+# 125 naming both logs. Once the guest command runs, only --timeout applies.
+# VM_STALL_TEST=first|both injects the fault for the test: that boot's CPUs never start (QEMU -S)
+# and it is declared stalled after 15 s.
 #
 # Exit status: the guest command's, or 124 timeout, 125 VM/setup failure.
 set -euo pipefail
@@ -35,7 +38,7 @@ while [ $# -gt 0 ]; do
 	--timeout) timeout=$2; shift 2 ;;
 	--log) log=$2; shift 2 ;;
 	--) shift; break ;;
-	-h|--help) sed -n '3,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) break ;;
 	esac
 done
@@ -90,16 +93,20 @@ kmemleak=kmemleak=off
 # of output tells the stall watchdog that the boot is over.
 readonly STARTED=RMR-GUEST-COMMAND-STARTED
 guest_cmd="echo $STARTED; cd $(printf %q "$RMR_TOP") && $(printf '%q ' "$@")"
-# Measured under TCG: the longest silence of a normal boot is udev settling, 31-41 s; with
-# kmemleak on, 178 s.
+# Measured under TCG: the longest silence of a normal boot's kernel phase is under 4 s; in
+# userspace, udev settling is silent for 31-41 s (178 s with kmemleak) and over 120 s on a slow host.
 stall_s=${VM_STALL_S:-$([ "$use_kvm" = 1 ] && echo 30 || echo 120)}
 [ -n "${VM_STALL_S:-}" ] || [ "$kmemleak" != kmemleak=on ] || stall_s=$((stall_s * 3))
-log "VM: $(basename "$bzimage") from $kdir, $cpus vCPUs, $memory, $([ "$use_kvm" = 1 ] && echo KVM || echo TCG), timeout ${timeout}s, stall bound ${stall_s}s, log $log"
+stall_user_s=${VM_STALL_USER_S:-$([ "$use_kvm" = 1 ] && echo 120 || echo 600)}
+# The kernel's last word before userspace (with the initramfs vng uses).
+readonly INIT_STARTED='Run /init as init process'
+log "VM: $(basename "$bzimage") from $kdir, $cpus vCPUs, $memory, $([ "$use_kvm" = 1 ] && echo KVM || echo TCG), timeout ${timeout}s, stall bounds ${stall_s}s (kernel) and ${stall_user_s}s (init), log $log"
 
 # boot LOG STALL_S [QEMU_OPTS]: one boot, its exit status in $rc. Returns 1 if it stalled before
-# the guest command started (QEMU killed), else 0.
+# the guest command started (QEMU killed), else 0. STALL_S bounds the kernel phase's silences,
+# stall_user_s those after init has started.
 boot() {
-	local blog=$1 bound=$2 qopts=${3:-} pid size last_size=-1 last_change now
+	local blog=$1 bound=$2 qopts=${3:-} pid size last_size=-1 last_change now in_init=0 boot_t0
 	: >"$blog"
 	rm -f "$blog.rc"
 	# -v puts the console (kernel log) on stdout, in the same stream as the command's output.
@@ -114,10 +121,16 @@ boot() {
 		--cpus "$cpus" --memory "$memory" --user root --rwdir "$RMR_TOP" ${qopts:+"--qemu-opts=$qopts"} \
 		--append "panic_on_warn=0 $kmemleak${VM_APPEND:+ $VM_APPEND}" -v --exec "$guest_cmd" &
 	pid=$!
-	last_change=$(date +%s)
+	last_change=$(date +%s) boot_t0=$(date +%s)
 	while kill -0 "$pid" 2>/dev/null; do
 		sleep 2 & wait $! || true
-		grep -q "^$STARTED" "$blog" && break
+		if grep -q "^$STARTED" "$blog"; then
+			log "guest command started: boot took $(($(date +%s) - boot_t0)) s"
+			break
+		fi
+		if [ $in_init = 0 ] && grep -qF "$INIT_STARTED" "$blog"; then
+			in_init=1 bound=$stall_user_s
+		fi
 		size=$(stat -c %s "$blog" 2>/dev/null || echo 0)
 		now=$(date +%s)
 		if [ "$size" != "$last_size" ]; then
@@ -130,6 +143,7 @@ boot() {
 			kill -KILL -- ${group:+"-$group"} "-$pid" 2>/dev/null
 			wait "$pid" 2>/dev/null
 			rm -f "$blog.pid"
+			stall_what="no console output for $bound s $([ $in_init = 1 ] && echo "after init started" || echo "in kernel boot")"
 			return 1
 		fi
 	done
@@ -146,11 +160,11 @@ start=$(date +%s)
 set +e
 if ! boot "$log" "$([ -n "$inject" ] && echo 15 || echo "$stall_s")" "$inject"; then
 	mv "$log" "$log.stalled"
-	echo "vm-run: boot stalled after '$(last_line "$log.stalled")' (no console output for $([ -n "$inject" ] && echo 15 || echo "$stall_s") s); retrying once (log: $log.stalled)" >&2
+	echo "vm-run: boot stalled after '$(last_line "$log.stalled")' ($stall_what); retrying once (log: $log.stalled)" >&2
 	[ "${VM_STALL_TEST:-}" = both ] || inject=""
 	if ! boot "$log" "$([ -n "$inject" ] && echo 15 || echo "$stall_s")" "$inject"; then
 		mv "$log" "$log.stalled-2"
-		echo "vm-run: the retry stalled too, after '$(last_line "$log.stalled-2")'; logs: $log.stalled, $log.stalled-2" >&2
+		echo "vm-run: the retry stalled too, after '$(last_line "$log.stalled-2")' ($stall_what); logs: $log.stalled, $log.stalled-2" >&2
 		exit 125
 	fi
 fi

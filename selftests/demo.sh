@@ -27,7 +27,7 @@ echo "   patiently (rmmod-wait --wait), 1 s later it is loaded again; the load r
 echo "   instance has answered for 1 s; every answer is verified"
 lib_init
 out=$(mktemp)
-"$bin/rmc-load" -j 4 -d 600 --interval-ms 1000 --timeline \
+"$bin/rmc-load" -j 4 --until-stopped --interval-ms 1000 --timeline \
 	--min-instances 2 2>"$out" &
 load=$!
 nap 1

@@ -55,6 +55,8 @@ loop_until() {
 		[ "$(now_ms)" -lt "$deadline" ] || return 1
 		nap 0.05
 	done
+	# (Not the loop's status: that is the last nap's, a read timeout, > 128.)
+	return 0
 }
 
 # wait_pid PID TIMEOUT_S: bounded wait for a background process; kills it on timeout (124).
@@ -189,14 +191,53 @@ stop_hold_loops() {
 # ------------------------------------------------------------------------------------------------
 # The tools.
 
+# kernel_config OPTION: the running kernel's value of CONFIG_OPTION (y, m, a number; empty when
+# unset), from /proc/config.gz (CONFIG_IKCONFIG_PROC) or /boot/config-$(uname -r); "unknown" if
+# neither can be read.
+kernel_config() {
+	local f=/boot/config-$(uname -r) line
+	if [ -r /proc/config.gz ]; then
+		line=$(zcat /proc/config.gz | grep "^CONFIG_$1=")
+	elif [ -r "$f" ]; then
+		line=$(grep "^CONFIG_$1=" "$f")
+	else
+		echo unknown
+		return
+	fi
+	echo "${line#*=}"
+}
+
+# need_kasan: for a case that only has teeth when KASAN reports the use-after-free it provokes.
+need_kasan() {
+	case $(kernel_config KASAN) in
+	y) return 0 ;;
+	unknown) skip "cannot tell whether the kernel has KASAN (no /proc/config.gz: CONFIG_IKCONFIG_PROC)" ;;
+	*) skip "the running kernel has no KASAN: a use-after-free here would go unseen" ;;
+	esac
+	return 1
+}
+
 need_tools() {
 	local t
 	for t in rmc-load rmc-ctl rmmod-wait; do
 		[ -x "$TOOLS_DIR/$t" ] || { skip "$TOOLS_DIR/$t not built (make tools)"; return 1; }
 	done
 }
-rmc_ctl() { "$TOOLS_DIR/rmc-ctl" "$@"; }
-rmmod_wait() { "$TOOLS_DIR/rmmod-wait" "$@"; }
+# fg_cmd CMD...: run CMD and wait for it, interruptibly. Bash runs a signal's trap only once a
+# foreground command has ended, but a `wait` returns at once: a TERM from the kselftest runner
+# then stops the suite within moments, and the cleanup stack stops CMD.
+fg_cmd() {
+	local pid rc
+	"$@" &
+	pid=$!
+	defer stop_bg "$pid"
+	wait "$pid"
+	rc=$?
+	unset 'DEFER_STACK[-1]' # CMD has ended (its PID may be reused): nothing left to undo
+	return $rc
+}
+rmc_ctl() { fg_cmd "$TOOLS_DIR/rmc-ctl" "$@"; }
+rmmod_wait() { fg_cmd "$TOOLS_DIR/rmmod-wait" "$@"; }
 stat_of() { field "$1" " $(rmc_ctl stats 2>/dev/null)" | grep . || echo 0; }
 
 # start_load ARGS...: the load generator at >= 4 threads until stop_load (or the cleanup
@@ -205,7 +246,7 @@ start_load() {
 	local threads
 	threads=$(nproc)
 	[ "$threads" -ge 4 ] || threads=4
-	"$TOOLS_DIR/rmc-load" -j "$threads" -d 600 --json "$@" >"$TMP/load.json" 2>"$TMP/load.txt" &
+	"$TOOLS_DIR/rmc-load" -j "$threads" --until-stopped --json "$@" >"$TMP/load.json" 2>"$TMP/load.txt" &
 	LOAD_PID=$!
 	defer stop_bg "$LOAD_PID"
 	# Bounded wait until calls flow (or the generator died).
@@ -254,13 +295,14 @@ ktap_skip_case() {
 # inverts the verdict: the case it runs must fail (NC_RC) or the log show a splat: XFAIL.
 NC_RC=""
 run_case() {
-	local name=$1 marker splats rc
+	local name=$1 marker splats rc t0=$SECONDS
 	marker="rust_modref_selftest: case $name start $$.$RANDOM"
 	echo "$marker" >/dev/kmsg
 	REASON="" SKIP_REASON="" NC_RC=""
 	"test_$name"
 	rc=$?
 	run_defers
+	ktap_print_msg "$name: $((SECONDS - t0)) s"
 	splats=$(log_since "$marker" | grep -E "$SPLAT_RE")
 	if [ -n "$SKIP_REASON" ]; then
 		ktap_skip_case "$name" "$SKIP_REASON"

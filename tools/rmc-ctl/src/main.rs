@@ -12,6 +12,7 @@ use rmc::{
     errno_name, Device, NAME_LEN, OP_COMPUTE, OP_DESCRIBE, OP_HOLD,
 };
 
+mod fail_nth;
 mod fuzz;
 
 const EXIT_HELP: &str = "\
@@ -80,6 +81,21 @@ enum Cmd {
         #[arg(long, default_value = "/sys/kernel/config/rust_provider")]
         configfs: String,
     },
+    /// Fail the 1st, 2nd, ... kernel allocation of one syscall (/proc/thread-self/fail-nth) until
+    /// it runs clean; every failure must give an allowed errno or be absorbed.
+    FailNth {
+        #[command(subcommand)]
+        target: fail_nth::Target,
+        /// Errnos an injected failure may give (comma-separated names).
+        #[arg(long, default_value = "ENOMEM", value_delimiter = ',', value_parser = parse_errno)]
+        allow: Vec<Errno>,
+        /// The largest N tried.
+        #[arg(long, default_value_t = 5000)]
+        max_n: u64,
+        /// Print every attempt.
+        #[arg(short, long)]
+        verbose: bool,
+    },
     /// Send COUNT random, mostly malformed requests (text and ioctl); check each outcome.
     Fuzz {
         #[arg(short = 'n', long, default_value_t = 10_000)]
@@ -93,6 +109,41 @@ enum Cmd {
 
 /// The largest argument size an ioctl number can encode (14 bits).
 const IOC_SIZE_MAX: usize = 1 << 14;
+
+fn parse_errno(s: &str) -> Result<Errno, String> {
+    rmc::errno_from_name(s).ok_or_else(|| format!("unknown errno name '{s}'"))
+}
+
+/// `fail-nth`: see [`Cmd::FailNth`]; its own exit status (the device may not exist yet).
+fn fail_nth_cmd(
+    target: &fail_nth::Target,
+    device: &str,
+    allow: &[Errno],
+    max_n: u64,
+    verbose: bool,
+) -> ExitCode {
+    match fail_nth::run(target, device, allow, max_n, verbose) {
+        Ok(t) => {
+            let clean = t.clean_at.map_or("never".into(), |n| format!("at N={n}"));
+            println!(
+                "fail-nth {target:?}: {} allocation(s) failed in turn: {:?}, {} absorbed; ran clean {clean}",
+                t.injected, t.errnos, t.absorbed
+            );
+            for p in &t.problems {
+                println!("FAIL: {p}");
+            }
+            if t.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("rmc-ctl: fail-nth: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
 
 fn op_number(op: &str) -> Result<u32, String> {
     match op {
@@ -159,6 +210,15 @@ fn table_cycle(dev: &Device, name: &str, count: u64, configfs: &str) -> Result<(
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Cmd::FailNth {
+        target,
+        allow,
+        max_n,
+        verbose,
+    } = &args.cmd
+    {
+        return fail_nth_cmd(target, &args.device.path, allow, *max_n, *verbose);
+    }
     let dev = match args.device.open() {
         Ok(d) => d,
         Err(e) => {
@@ -270,6 +330,7 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Cmd::FailNth { .. } => unreachable!("dispatched before the device is opened"),
         Cmd::Fuzz {
             count,
             seed,

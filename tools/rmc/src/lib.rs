@@ -15,8 +15,8 @@ pub mod cli;
 pub mod report;
 
 /// The ioctl ABI, written once in the repository's `consumer_uapi.rs` and compiled into both
-/// the consumer module and this library.
-#[path = "../../../consumer_uapi.rs"]
+/// the consumer module and this library (`src/uapi.rs` is a symlink to it, which a copy made
+/// with `rsync -rL`, as the kselftest instructions say, turns into the file itself).
 mod uapi;
 pub use uapi::{
     BenchArgs, CallArgs, Stats, BENCH_BARE, BENCH_DISPATCH, BENCH_GET_PUT, BENCH_MAX_ITERS,

@@ -1,0 +1,61 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# make boot-report: BOOTS (default 30) consecutive `vm-run.sh -- true` boots of the test kernel,
+# each timed from QEMU's start to the guest command's start (vm-run's "boot took N s") and as a
+# whole; counts the stalls vm-run retried and the boots that failed. Writes
+# bench/boot-report.json and prints min/median/max. Exit 1 if any boot failed (an unrecovered
+# stall is exit 125).
+#
+# Environment: BOOTS, VM_CPUS, VM_KVM, VM_APPEND (as for vm-run.sh).
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+boots=${BOOTS:-30}
+[[ $boots =~ ^[1-9][0-9]*$ ]] || die "BOOTS must be a positive number, not '$boots'"
+export KDIR=$(readlink -f "${KDIR:-$RMR_BUILD/kdir}")
+out="$RMR_BUILD/boot-report"
+rm -rf "$out" && mkdir -p "$out"
+
+starts=() walls=() retried=0 failed=0
+for i in $(seq "$boots"); do
+	t0=$(date +%s%N)
+	scripts/vm-run.sh --timeout 900 --log "$out/boot-$i.log" -- true 2>"$out/boot-$i.err" >/dev/null
+	rc=$?
+	wall=$(( ($(date +%s%N) - t0 + 500000000) / 1000000000 ))
+	started=$(sed -n 's/.*guest command started: boot took \([0-9]*\) s.*/\1/p' "$out/boot-$i.err" | tail -n 1)
+	grep -q "boot stalled after" "$out/boot-$i.err" && retried=$((retried + 1))
+	if [ $rc -ne 0 ] || [ -z "$started" ]; then
+		failed=$((failed + 1))
+		log "boot $i/$boots: FAILED (exit $rc): $(tail -n 1 "$out/boot-$i.err")"
+		continue
+	fi
+	starts+=("$started") walls+=("$wall")
+	log "boot $i/$boots: guest command after $started s, whole run $wall s$(grep -q 'boot stalled after' "$out/boot-$i.err" && echo ' (a stall was retried)')"
+done
+
+# stats NUMBERS...: "min median max" of integers.
+stats() {
+	[ $# -gt 0 ] || { echo "null null null"; return; }
+	printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print v[1], m, v[NR]}'
+}
+read -r smin smed smax <<<"$(stats "${starts[@]}")"
+read -r wmin wmed wmax <<<"$(stats "${walls[@]}")"
+kernel=$(basename "$KDIR")
+cat >bench/boot-report.json <<EOF
+{
+  "date": "$(date -u +%Y-%m-%d)",
+  "kernel": "$kernel",
+  "accel": "$(grep -o 'KVM\|TCG' "$out/boot-1.err" | head -n 1)",
+  "vcpus": ${VM_CPUS:-4},
+  "boots": $boots,
+  "failed": $failed,
+  "stalls_retried": $retried,
+  "boot_to_command_s": {"min": $smin, "median": $smed, "max": $smax},
+  "whole_run_s": {"min": $wmin, "median": $wmed, "max": $wmax},
+  "boot_to_command_each_s": [$(IFS=,; echo "${starts[*]}")]
+}
+EOF
+echo "$boots boots of $kernel: boot to guest command min/median/max $smin/$smed/$smax s," \
+	"whole run $wmin/$wmed/$wmax s; $retried stall(s) retried, $failed failed (bench/boot-report.json)"
+[ $failed -eq 0 ]

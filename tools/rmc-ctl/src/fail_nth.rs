@@ -1,0 +1,215 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `rmc-ctl fail-nth`: every kernel allocation of one syscall made to fail in turn, the way
+//! syzkaller does it: for N = 1, 2, ... write N to `/proc/thread-self/fail-nth`, make the call
+//! from the same thread, read the file back (0: the Nth allocation was failed), until a call
+//! runs without an injected failure. Every injected failure must end in success (the failure was
+//! absorbed) or an allowed errno; nothing may be left behind that stops the next attempt.
+//!
+//! The kernel needs `CONFIG_FAULT_INJECTION` with failslab and fail_page_alloc, whose
+//! `ignore-gfp-wait` must be `N` (and fail_page_alloc's `min-order` 0) for `GFP_KERNEL`
+//! allocations to be failed; the selftest sets them.
+
+use std::{
+    ffi::CString,
+    fs::{File, OpenOptions},
+    io::{Read, Seek, Write},
+    path::{Path, PathBuf},
+};
+
+use clap::Subcommand;
+use nix::{
+    errno::Errno,
+    kmod::{delete_module, finit_module, DeleteModuleFlags, ModuleInitFlags},
+};
+use rmc::{errno_name, Device, OP_COMPUTE};
+
+/// The syscall whose allocations are failed.
+#[derive(Subcommand, Debug, Clone)]
+pub enum Target {
+    /// finit_module of PATH with PARAMS; a load that succeeds is undone (delete_module).
+    Load {
+        path: PathBuf,
+        #[arg(default_value = "")]
+        params: String,
+    },
+    /// open of the device (--device).
+    Open,
+    /// RMC_IOC_CALL compute on PROVIDER, on a device opened beforehand.
+    Call { provider: String },
+    /// One text request written to the device opened beforehand.
+    Text { request: String },
+    /// mkdir DIR (a configfs table); a mkdir that succeeds is undone (rmdir).
+    Mkdir { dir: PathBuf },
+}
+
+/// What the attempts gave.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Attempts in which an allocation was failed.
+    pub injected: u64,
+    /// Of those, the ones that succeeded anyway.
+    pub absorbed: u64,
+    /// Errnos of the failed ones, by name.
+    pub errnos: std::collections::BTreeMap<String, u64>,
+    /// The N at which the call ran without an injected failure.
+    pub clean_at: Option<u64>,
+    /// What was wrong, if anything.
+    pub problems: Vec<String>,
+}
+
+/// The per-thread fault counter.
+struct FailNth(File);
+
+impl FailNth {
+    fn open() -> Result<Self, String> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/proc/thread-self/fail-nth")
+            .map(Self)
+            .map_err(|e| {
+                format!("/proc/thread-self/fail-nth: {e} (a kernel with CONFIG_FAULT_INJECTION?)")
+            })
+    }
+
+    /// Arms the counter: the `n`th allocation from now on in this thread fails.
+    fn arm(&mut self, n: u64) -> Result<(), String> {
+        self.0
+            .rewind()
+            .and_then(|_| self.0.write_all(n.to_string().as_bytes()))
+            .map_err(|e| format!("writing fail-nth: {e}"))
+    }
+
+    /// Whether the armed failure was injected (the counter reads 0), and disarms it.
+    fn injected(&mut self) -> Result<bool, String> {
+        let mut s = String::new();
+        self.0
+            .rewind()
+            .and_then(|_| self.0.read_to_string(&mut s))
+            .map_err(|e| format!("reading fail-nth: {e}"))?;
+        let left: u64 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("fail-nth reads '{}'", s.trim()))?;
+        self.arm(0)?;
+        Ok(left == 0)
+    }
+}
+
+fn module_name(path: &Path) -> Result<CString, String> {
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .ok_or_else(|| format!("{}: not a module file name", path.display()))?;
+    CString::new(stem.replace('-', "_")).map_err(|e| e.to_string())
+}
+
+/// Runs the attempts for `target` with N from 1 to `max_n`.
+pub fn run(
+    target: &Target,
+    device: &str,
+    allow: &[Errno],
+    max_n: u64,
+    verbose: bool,
+) -> Result<Tally, String> {
+    let mut fail_nth = FailNth::open()?;
+    let mut t = Tally::default();
+    // What must exist before the call, opened before the counter is armed.
+    let module = match target {
+        Target::Load { path, params } => Some((
+            File::open(path).map_err(|e| format!("{}: {e}", path.display()))?,
+            CString::new(params.as_str()).map_err(|e| e.to_string())?,
+            module_name(path)?,
+        )),
+        _ => None,
+    };
+    let dev = match target {
+        Target::Call { .. } | Target::Text { .. } => {
+            Some(Device::open(device).map_err(|e| format!("cannot open {device}: {e}"))?)
+        }
+        _ => None,
+    };
+    let key = match target {
+        Target::Call { provider } => {
+            Some(rmc::name_buf(provider).ok_or_else(|| format!("bad provider name '{provider}'"))?)
+        }
+        _ => None,
+    };
+    for n in 1..=max_n {
+        fail_nth.arm(n)?;
+        // Nothing but the call itself between arming and reading back.
+        let r: Result<(), Errno> = match target {
+            Target::Load { .. } => {
+                let (f, params, _) = module.as_ref().ok_or("no module file")?;
+                finit_module(f, params, ModuleInitFlags::empty())
+            }
+            Target::Open => Device::open(device)
+                .map(drop)
+                .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0))),
+            Target::Call { .. } => {
+                let (d, k) = (
+                    dev.as_ref().ok_or("no device")?,
+                    key.as_ref().ok_or("no key")?,
+                );
+                d.call(k, OP_COMPUTE, n).map(drop)
+            }
+            Target::Text { request } => dev
+                .as_ref()
+                .ok_or("no device")?
+                .text(request.as_bytes())
+                .map(drop),
+            Target::Mkdir { dir } => {
+                std::fs::create_dir(dir).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+            }
+        };
+        let injected = fail_nth.injected()?;
+        if verbose {
+            let what = r.map_or_else(errno_name, |()| "ok".into());
+            eprintln!(
+                "N={n}: {what}{}",
+                if injected { "" } else { " (nothing failed)" }
+            );
+        }
+        // Undo a success, so that the next attempt starts from the same state.
+        if r.is_ok() {
+            match target {
+                Target::Load { .. } => {
+                    let (_, _, name) = module.as_ref().ok_or("no module file")?;
+                    delete_module(name, DeleteModuleFlags::O_NONBLOCK)
+                        .map_err(|e| format!("N={n}: removing the loaded module: {e}"))?;
+                }
+                Target::Mkdir { dir } => std::fs::remove_dir(dir)
+                    .map_err(|e| format!("N={n}: rmdir {}: {e}", dir.display()))?,
+                _ => {}
+            }
+        }
+        if !injected {
+            match r {
+                Ok(()) => t.clean_at = Some(n),
+                Err(e) => t.problems.push(format!(
+                    "N={n}: failed with {} although no allocation was failed",
+                    errno_name(e)
+                )),
+            }
+            break;
+        }
+        t.injected += 1;
+        match r {
+            Ok(()) => t.absorbed += 1,
+            Err(e) => {
+                *t.errnos.entry(errno_name(e)).or_default() += 1;
+                if !allow.contains(&e) {
+                    t.problems
+                        .push(format!("N={n}: {} is not an allowed errno", errno_name(e)));
+                }
+            }
+        }
+    }
+    if t.clean_at.is_none() && t.problems.is_empty() {
+        t.problems.push(format!(
+            "still failing allocations after N={max_n} (raise --max-n)"
+        ));
+    }
+    Ok(t)
+}
