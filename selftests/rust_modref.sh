@@ -674,6 +674,7 @@ test_alloc_failures() {
 	fault_attr failslab verbose 0
 	fault_attr fail_page_alloc ignore-gfp-wait N
 	fault_attr fail_page_alloc min-order 0
+	fault_attr fail_page_alloc ignore-gfp-highmem N # vmalloc's data pages (the module image)
 	fault_attr fail_page_alloc verbose 0
 	unload_all
 	fail_nth load "$MODDIR/$CONSUMER.ko" || return
@@ -700,7 +701,7 @@ fail_nth() {
 	rmc_ctl fail-nth "$@" >"$TMP/fail-nth.txt" 2>&1
 	rc=$?
 	while read -r l; do ktap_print_msg "$l"; done <"$TMP/fail-nth.txt"
-	[ $rc -eq 0 ] || fail "fail-nth $*: $(grep -m 3 FAIL "$TMP/fail-nth.txt")"
+	[ $rc -eq 0 ] || fail "fail-nth $*: $(grep -m 3 -E '^FAIL|^rmc-ctl:' "$TMP/fail-nth.txt")"
 }
 
 # Malformed requests get the documented errno; a bounded random-request loop finds no other.

@@ -13,7 +13,8 @@
 use std::{
     ffi::CString,
     fs::{File, OpenOptions},
-    io::{Read, Seek, Write},
+    io::Write,
+    os::unix::fs::FileExt,
     path::{Path, PathBuf},
 };
 
@@ -58,7 +59,9 @@ pub struct Tally {
     pub problems: Vec<String>,
 }
 
-/// The per-thread fault counter.
+/// The per-thread fault counter. No seek: the file has no llseek (fs/proc/base.c), its write
+/// ignores the offset and its read is made with pread at offset 0 (as the kernel's
+/// fault-injection documentation does).
 struct FailNth(File);
 
 impl FailNth {
@@ -74,25 +77,24 @@ impl FailNth {
     }
 
     /// Arms the counter: the `n`th allocation from now on in this thread fails.
-    fn arm(&mut self, n: u64) -> Result<(), String> {
-        self.0
-            .rewind()
-            .and_then(|_| self.0.write_all(n.to_string().as_bytes()))
+    fn arm(&self, n: u64) -> Result<(), String> {
+        (&self.0)
+            .write_all(n.to_string().as_bytes())
             .map_err(|e| format!("writing fail-nth: {e}"))
     }
 
-    /// Whether the armed failure was injected (the counter reads 0), and disarms it.
-    fn injected(&mut self) -> Result<bool, String> {
-        let mut s = String::new();
-        self.0
-            .rewind()
-            .and_then(|_| self.0.read_to_string(&mut s))
-            .map_err(|e| format!("reading fail-nth: {e}"))?;
-        let left: u64 = s
-            .trim()
+    /// Reads the counter and disarms it at once (two syscalls, no allocation in between: the
+    /// count must not be spent here); `true` if the armed failure was injected (it read 0).
+    fn take(&self) -> Result<bool, String> {
+        let mut buf = [0u8; 24];
+        let n = self.0.read_at(&mut buf, 0);
+        let disarm = (&self.0).write_all(b"0");
+        let n = n.map_err(|e| format!("reading fail-nth: {e}"))?;
+        disarm.map_err(|e| format!("disarming fail-nth: {e}"))?;
+        let text = std::str::from_utf8(&buf[..n]).unwrap_or("").trim();
+        let left: u64 = text
             .parse()
-            .map_err(|_| format!("fail-nth reads '{}'", s.trim()))?;
-        self.arm(0)?;
+            .map_err(|_| format!("fail-nth reads '{text}'"))?;
         Ok(left == 0)
     }
 }
@@ -113,7 +115,7 @@ pub fn run(
     max_n: u64,
     verbose: bool,
 ) -> Result<Tally, String> {
-    let mut fail_nth = FailNth::open()?;
+    let fail_nth = FailNth::open()?;
     let mut t = Tally::default();
     // What must exist before the call, opened before the counter is armed.
     let module = match target {
@@ -138,53 +140,61 @@ pub fn run(
     };
     for n in 1..=max_n {
         fail_nth.arm(n)?;
-        // Nothing but the call itself between arming and reading back.
-        let r: Result<(), Errno> = match target {
+        // Nothing but the call itself between arming and reading back: what the call returns
+        // (an open device) is dropped only after the counter is disarmed.
+        let r: Result<Option<Device>, Errno> = match target {
             Target::Load { .. } => {
                 let (f, params, _) = module.as_ref().ok_or("no module file")?;
-                finit_module(f, params, ModuleInitFlags::empty())
+                finit_module(f, params, ModuleInitFlags::empty()).map(|()| None)
             }
             Target::Open => Device::open(device)
-                .map(drop)
+                .map(Some)
                 .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0))),
             Target::Call { .. } => {
                 let (d, k) = (
                     dev.as_ref().ok_or("no device")?,
                     key.as_ref().ok_or("no key")?,
                 );
-                d.call(k, OP_COMPUTE, n).map(drop)
+                d.call(k, OP_COMPUTE, n).map(|_| None)
             }
             Target::Text { request } => dev
                 .as_ref()
                 .ok_or("no device")?
-                .text(request.as_bytes())
-                .map(drop),
-            Target::Mkdir { dir } => {
-                std::fs::create_dir(dir).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))
-            }
+                .send(request.as_bytes())
+                .map(|()| None),
+            Target::Mkdir { dir } => std::fs::create_dir(dir)
+                .map(|()| None)
+                .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0))),
         };
-        let injected = fail_nth.injected()?;
+        let injected = fail_nth.take();
+        let r = r.map(drop);
         if verbose {
             let what = r.map_or_else(errno_name, |()| "ok".into());
-            eprintln!(
-                "N={n}: {what}{}",
-                if injected { "" } else { " (nothing failed)" }
-            );
+            let note = match injected {
+                Ok(true) => "",
+                Ok(false) => " (nothing failed)",
+                Err(_) => " (fail-nth unreadable)",
+            };
+            eprintln!("N={n}: {what}{note}");
         }
         // Undo a success, so that the next attempt starts from the same state.
         if r.is_ok() {
-            match target {
+            let undo = match target {
                 Target::Load { .. } => {
                     let (_, _, name) = module.as_ref().ok_or("no module file")?;
                     delete_module(name, DeleteModuleFlags::O_NONBLOCK)
-                        .map_err(|e| format!("N={n}: removing the loaded module: {e}"))?;
+                        .map_err(|e| format!("N={n}: removing the loaded module: {e}"))
                 }
                 Target::Mkdir { dir } => std::fs::remove_dir(dir)
-                    .map_err(|e| format!("N={n}: rmdir {}: {e}", dir.display()))?,
-                _ => {}
+                    .map_err(|e| format!("N={n}: rmdir {}: {e}", dir.display())),
+                _ => Ok(()),
+            };
+            if let Err(e) = undo {
+                t.problems.push(e);
+                break;
             }
         }
-        if !injected {
+        if !injected? {
             match r {
                 Ok(()) => t.clean_at = Some(n),
                 Err(e) => t.problems.push(format!(

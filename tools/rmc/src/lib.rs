@@ -217,14 +217,21 @@ impl Device {
         Ok(s)
     }
 
-    /// Sends one text request and returns the answer (the request's errno on failure).
-    pub fn text(&self, request: &[u8]) -> Result<String, Errno> {
-        use std::io::{Read, Write};
-        let mut f = &self.file;
-        let n = f.write(request).map_err(io_errno)?;
+    /// Writes one text request: one `write(2)`, nothing else (the answer stays unread).
+    pub fn send(&self, request: &[u8]) -> Result<(), Errno> {
+        use std::io::Write;
+        let n = (&self.file).write(request).map_err(io_errno)?;
         if n != request.len() {
             return Err(Errno::EIO);
         }
+        Ok(())
+    }
+
+    /// Sends one text request and returns the answer (the request's errno on failure).
+    pub fn text(&self, request: &[u8]) -> Result<String, Errno> {
+        use std::io::Read;
+        let mut f = &self.file;
+        self.send(request)?;
         let mut answer = String::new();
         f.read_to_string(&mut answer).map_err(io_errno)?;
         Ok(answer)
