@@ -366,6 +366,26 @@ mod tests {
     }
 
     #[test]
+    fn fail_nth_targets_parse() {
+        let a = Args::try_parse_from(["rmc-ctl", "fail-nth", "load", "/m/x.ko", "a=1"]).unwrap();
+        assert_eq!(a.device.path, Device::DEFAULT_PATH);
+        match a.cmd {
+            Cmd::FailNth {
+                target: fail_nth::Target::Load { path, params },
+                allow,
+                ..
+            } => {
+                assert_eq!(path, std::path::PathBuf::from("/m/x.ko"));
+                assert_eq!(params, "a=1");
+                assert_eq!(allow, vec![Errno::ENOMEM]);
+            }
+            c => panic!("{c:?}"),
+        }
+        let a = Args::try_parse_from(["rmc-ctl", "--device", "/d", "fail-nth", "open"]).unwrap();
+        assert_eq!(a.device.path, "/d");
+    }
+
+    #[test]
     fn no_command_line_panics() {
         rmc::fuzz_command_lines(
             "rmc-ctl",
@@ -399,10 +419,23 @@ mod tests {
                 "7",
                 "rust_provider",
                 "--device",
+                "fail-nth",
+                "load",
+                "open",
+                "mkdir",
+                "x.ko",
+                "--allow",
+                "ENOMEM,EINVAL",
+                "--max-n",
+                "--verbose",
             ],
             20_000,
             |argv| {
                 if let Ok(a) = Args::try_parse_from(argv) {
+                    let _ = &a.device.path;
+                    if let Cmd::FailNth { target, .. } = &a.cmd {
+                        let _ = format!("{target:?}");
+                    }
                     if let Cmd::Call { op, .. } = &a.cmd {
                         let _ = op_number(op);
                     }

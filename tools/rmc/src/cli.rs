@@ -11,7 +11,8 @@ use crate::Device;
 #[derive(clap::Args, Debug, Clone)]
 pub struct DeviceArg {
     /// The consumer's device node.
-    #[arg(long = "device", default_value = Device::DEFAULT_PATH, global = true)]
+    // An id of its own: a subcommand's `path` argument must not collide with it.
+    #[arg(id = "device", long = "device", default_value = Device::DEFAULT_PATH, global = true)]
     pub path: String,
 }
 
@@ -33,7 +34,12 @@ impl DeviceArg {
 #[derive(clap::Args, Debug, Clone)]
 pub struct ProviderArg {
     /// Provider (table name) to call.
-    #[arg(short = 'p', long = "provider", default_value = "rust_provider")]
+    #[arg(
+        id = "provider",
+        short = 'p',
+        long = "provider",
+        default_value = "rust_provider"
+    )]
     pub name: String,
 }
 
