@@ -81,6 +81,8 @@ mod tests {
     #[test]
     fn numbers() {
         assert_eq!(parse_u64("42"), Ok(42));
+        assert_eq!(parse_u64("0x10"), Ok(16));
+        assert!(parse_u64("x").is_err());
         assert_eq!(parse_u64("0x2A"), Ok(42));
         assert_eq!(parse_u64("0XfF"), Ok(255));
         assert!(parse_u64("0x").is_err());
