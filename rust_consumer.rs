@@ -6,13 +6,14 @@
 //! Providers register a [`abi::ProviderOps`] table with `rust_consumer_register` and may
 //! withdraw it at any time with `rust_consumer_unregister`, which returns once no call uses the
 //! table any more. Every use of a table goes through a [`call::ProviderRef`], obtained only from
-//! [`registry::Registry::get`]: it enters the table's drain (SRCU) and takes
+//! [`registry::Registry::get`]: it enters the table's drain (SRCU-fast) and takes
 //! `try_module_get(owner)` when made, `module_put` and leaves the drain when dropped. While a
 //! provider or a table is going away the caller gets `ENODEV`, never a stale pointer.
 //!
 //! Where things are: `consumer/module_ref.rs` the reference guard (the one place that calls
 //! `try_module_get`), `consumer/registry.rs` the registry and its safety argument,
-//! `consumer/call.rs` calling a table, `consumer/stats.rs` the counters, `consumer/uapi.rs` and
+//! `consumer/call.rs` calling a table, `consumer/stats.rs` the counters, `consumer/srcu_fast.rs`
+//! and `consumer/percpu.rs` the per-CPU pieces 7.3's kernel crate lacks, `consumer/uapi.rs` and
 //! `consumer_uapi.rs` the ioctl ABI, `consumer/text.rs` the text interface,
 //! `consumer/bench.rs` the in-kernel benchmark.
 //!
@@ -59,8 +60,12 @@ mod call;
 mod kunit;
 #[path = "consumer/module_ref.rs"]
 mod module_ref;
+#[path = "consumer/percpu.rs"]
+mod percpu;
 #[path = "consumer/registry.rs"]
 mod registry;
+#[path = "consumer/srcu_fast.rs"]
+mod srcu_fast;
 #[path = "consumer/stats.rs"]
 mod stats;
 #[path = "consumer/text.rs"]

@@ -3,10 +3,7 @@
 //! Calling a provider: [`ProviderRef`], the right to use one table, and [`call`].
 
 use core::ptr::NonNull;
-use kernel::{
-    prelude::*,
-    sync::srcu, //
-};
+use kernel::prelude::*;
 
 use crate::{
     abi::{
@@ -19,10 +16,8 @@ use crate::{
         Registry,
         Slot, //
     },
-    stats::{
-        Counter,
-        ShardIdx, //
-    },
+    srcu_fast,
+    stats::Counter,
 };
 
 /// The right to call one table's ops, obtained only from [`Registry::get`].
@@ -38,9 +33,8 @@ use crate::{
 pub(crate) struct ProviderRef {
     ops: NonNull<ProviderOps>,
     slot: &'static Slot,
-    shard: ShardIdx,
     _module_ref: ModuleRef,
-    _drain: srcu::Guard<'static>,
+    _drain: srcu_fast::Guard<'static>,
 }
 
 impl ProviderRef {
@@ -51,14 +45,12 @@ impl ProviderRef {
     pub(crate) fn new(
         ops: &ProviderOps,
         slot: &'static Slot,
-        shard: ShardIdx,
         module_ref: ModuleRef,
-        drain: srcu::Guard<'static>,
+        drain: srcu_fast::Guard<'static>,
     ) -> Self {
         Self {
             ops: NonNull::from(ops),
             slot,
-            shard,
             _module_ref: module_ref,
             _drain: drain,
         }
@@ -100,7 +92,7 @@ impl ProviderRef {
     }
 
     fn count(&self, c: Counter) {
-        self.slot.stats.inc(self.shard, c);
+        self.slot.stats.inc(c);
     }
 }
 

@@ -12,6 +12,7 @@ mod tests {
             ProviderOps,
             NAME_LEN, //
         },
+        percpu::PerCpuCounters,
         text::{
             self,
             parse_u64,
@@ -121,6 +122,21 @@ mod tests {
             ..table
         };
         assert!(!bad.is_nul_padded());
+    }
+
+    #[test]
+    fn per_cpu_counters_add_up() -> Result {
+        let c = PerCpuCounters::<3>::new()?;
+        assert_eq!((c.sum(0), c.sum(1), c.sum(2)), (0, 0, 0));
+        c.inc(1);
+        c.add(1, 40);
+        c.add_atomic(1, 1);
+        c.inc(2);
+        c.inc(7); // Clamped to the last counter.
+        assert_eq!((c.sum(0), c.sum(1), c.sum(2)), (0, 42, 2));
+        assert_eq!(c.take(1), 42);
+        assert_eq!((c.sum(1), c.sum(2)), (0, 2));
+        Ok(())
     }
 
     #[test]

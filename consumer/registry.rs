@@ -5,8 +5,9 @@
 //!
 //! # Why a call may use a table, and call `try_module_get` on its owner
 //!
-//! Each slot has its own SRCU domain, its *drain*. A call enters the slot's drain (a per-CPU
-//! read-side section that may sleep) before it loads the table, and leaves it only when it has
+//! Each slot has its own SRCU domain, its *drain* (SRCU-fast: entering and leaving are one
+//! per-CPU increment each, see `srcu_fast.rs`). A call enters the slot's drain (a read-side
+//! section that may sleep) before it loads the table, and leaves it only when it has
 //! released everything: the table stays in use from lookup to release. Withdrawal
 //! ([`Registry::unregister`]) clears the slot and then waits for every drain section that began
 //! before (`synchronize_srcu_expedited`) before it returns to the provider, who may then free
@@ -28,7 +29,7 @@ use core::ptr;
 use kernel::{
     bindings,
     ffi::c_int,
-    new_mutex, new_srcu,
+    new_mutex,
     prelude::*,
     sync::{
         atomic::{
@@ -37,8 +38,7 @@ use kernel::{
             Relaxed,
             Release, //
         },
-        Mutex,
-        Srcu, //
+        Mutex, //
     },
     time::{
         delay::udelay,
@@ -54,9 +54,12 @@ use crate::{
     },
     call::ProviderRef,
     module_ref::ModuleRef,
+    srcu_fast::{
+        new_srcu_fast,
+        SrcuFast, //
+    },
     stats::{
         Counter,
-        ShardIdx,
         Stats, //
     },
     text::{
@@ -96,7 +99,7 @@ pub(crate) const UNSAFE_SKIP_DRAIN: bool = cfg!(rmr_unsafe_skip_drain);
 #[pin_data]
 pub(crate) struct Slot {
     #[pin]
-    drain: Srcu,
+    drain: SrcuFast,
     ops: Atomic<*const ProviderOps>,
     key: [Atomic<u64>; 4],
     pub(crate) stats: Stats,
@@ -105,10 +108,10 @@ pub(crate) struct Slot {
 impl Slot {
     fn new() -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            drain <- new_srcu!("rust_consumer_drain"),
+            drain <- new_srcu_fast!("rust_consumer_drain"),
             ops: Atomic::new(ptr::null()),
             key: [const { Atomic::new(0) }; 4],
-            stats: Stats::new(),
+            stats: Stats::new()?,
         })
     }
 
@@ -160,7 +163,7 @@ impl Registry {
             slots <- pin_init::pin_init_array_from_fn(|_| Slot::new()),
             lock <- new_mutex!(0),
             registered: Atomic::new(0),
-            retired: Stats::new(),
+            retired: Stats::new()?,
             race_window_us: race_window_us.min(RACE_WINDOW_MAX_US),
         })
     }
@@ -187,7 +190,6 @@ impl Registry {
     /// Fails with `ENODEV` when no such table is registered or its owner is going away.
     #[inline]
     pub(crate) fn get(&'static self, key: &[u8; NAME_LEN]) -> Result<ProviderRef> {
-        let shard = ShardIdx::current();
         let words = abi::name_words(key);
         let mut registered = self.registered.load(Acquire);
         while registered != 0 {
@@ -216,13 +218,13 @@ impl Registry {
             // was found; the owner's exit must withdraw the table before its module is freed,
             // and withdrawal waits for this section (see the module docs).
             let Some(module_ref) = (unsafe { ModuleRef::try_get(table.owner) }) else {
-                slot.stats.inc(shard, Counter::CallsEnodev);
+                slot.stats.inc(Counter::CallsEnodev);
                 return Err(ENODEV);
             };
-            slot.stats.inc(shard, Counter::RefsTaken);
-            return Ok(ProviderRef::new(table, slot, shard, module_ref, drain));
+            slot.stats.inc(Counter::RefsTaken);
+            return Ok(ProviderRef::new(table, slot, module_ref, drain));
         }
-        self.retired.inc(shard, Counter::CallsEnodev);
+        self.retired.inc(Counter::CallsEnodev);
         Err(ENODEV)
     }
 

@@ -1,18 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Event counters: per registry slot, sharded by CPU, summed on demand.
+//! Event counters: per registry slot, one copy per CPU, summed on demand.
 
-use kernel::{
-    cpu::CpuId,
-    sync::atomic::{
-        Acquire,
-        Atomic,
-        Relaxed,
-        Release, //
-    },
+use kernel::prelude::*;
+
+use crate::{
+    percpu::PerCpuCounters,
+    uapi, //
 };
-
-use crate::uapi;
 
 /// Counter indices.
 #[derive(Clone, Copy)]
@@ -24,72 +19,46 @@ pub(crate) enum Counter {
     RefsReleased,
 }
 const NR_COUNTERS: usize = 5;
-/// Counters are sharded by CPU so the hot path writes no cache line other CPUs write.
-const SHARDS: usize = 16;
 
-#[repr(C, align(64))]
-struct Shard([Atomic<u64>; NR_COUNTERS]);
-
-/// The shard the current CPU writes, looked up once per call.
-///
-/// A stale value after preemption only costs a shared cache line, never a lost count: every
-/// increment is atomic.
-#[derive(Clone, Copy)]
-pub(crate) struct ShardIdx(usize);
-
-impl ShardIdx {
-    pub(crate) fn current() -> Self {
-        Self(CpuId::current().as_u32() as usize % SHARDS)
-    }
-}
-
-/// Event counters, sharded by CPU.
+/// Event counters with a copy per CPU: an increment is one unlocked per-CPU instruction
+/// (`this_cpu_inc()`: `crate::percpu`), and the hot path writes no cache line another CPU writes.
 ///
 /// A sum is exact once no call is in flight. While calls run it is a snapshot that may miss
 /// increments made during the sum, with one guarantee: a reference counted as released was
-/// also counted as taken (released is incremented with `Release` after taken, and summed with
-/// `Acquire` before it), so `refs_held` is never negative.
-pub(crate) struct Stats([Shard; SHARDS]);
+/// also counted as taken (a task increments `RefsReleased` after `RefsTaken`, in program order
+/// and, across a migration, after the scheduler's full barrier; on x86 the per-CPU `inc` stores
+/// are ordered by TSO, elsewhere the increment is a `Release`; the sum reads `RefsReleased`
+/// first, with `Acquire`), so `refs_held` is never negative.
+pub(crate) struct Stats(PerCpuCounters<NR_COUNTERS>);
 
 impl Stats {
-    pub(crate) const fn new() -> Self {
-        Self([const { Shard([const { Atomic::new(0) }; NR_COUNTERS]) }; SHARDS])
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self(PerCpuCounters::new()?))
     }
 
-    #[inline]
-    pub(crate) fn inc(&self, shard: ShardIdx, c: Counter) {
-        if let Some(s) = self.0.get(shard.0) {
-            match c {
-                // Orders the `RefsTaken` increment of the same reference before this one.
-                Counter::RefsReleased => {
-                    s.0[c as usize].fetch_add(1u64, Release);
-                }
-                _ => s.0[c as usize].add(1u64, Relaxed),
-            }
-        }
+    #[inline(always)]
+    pub(crate) fn inc(&self, c: Counter) {
+        self.0.inc(c as usize);
     }
 
     /// Adds every count of `self` into `into` and zeroes `self`. Exact only while nobody
     /// writes `self`.
     pub(crate) fn drain_into(&self, into: &Stats) {
         for c in 0..NR_COUNTERS {
-            let mut sum = 0u64;
-            for shard in &self.0 {
-                sum = sum.wrapping_add(shard.0[c].load(Relaxed));
-                shard.0[c].store(0, Relaxed);
+            let sum = self.0.take(c);
+            if sum != 0 {
+                into.0.add(c, sum);
             }
-            into.0[0].0[c].add(sum, Relaxed);
         }
     }
 
     /// The sum of several `Stats`, in the ABI's struct (`provider` and `providers` zero).
     pub(crate) fn sum<'a>(all: impl Iterator<Item = &'a Stats> + Clone) -> uapi::Stats {
         let sum = |c: Counter| {
-            all.clone().flat_map(|s| s.0.iter()).fold(0u64, |acc, s| {
-                acc.wrapping_add(s.0[c as usize].load(Acquire))
-            })
+            all.clone()
+                .fold(0u64, |acc, s| acc.wrapping_add(s.0.sum(c as usize)))
         };
-        // Released before taken: a reference seen released was taken earlier (see `inc`).
+        // Released before taken: a reference seen released was taken earlier (see above).
         let refs_released = sum(Counter::RefsReleased);
         let refs_taken = sum(Counter::RefsTaken);
         uapi::Stats {
