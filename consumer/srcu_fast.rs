@@ -115,11 +115,7 @@ impl SrcuFast {
     #[inline(always)]
     pub(crate) fn read_lock(&self) -> Guard<'_> {
         let ssp = self.as_ptr();
-        #[cfg(CONFIG_PROVE_RCU)]
-        // SAFETY: `ssp` is a valid SRCU-fast structure (type invariant).
-        unsafe {
-            bindings::__srcu_check_read_flavor(ssp, FLAVOR_FAST)
-        };
+        self.check_flavor();
         // SAFETY: `ssp` is valid (type invariant); `srcu_ctrp` is written by the grace-period
         // machinery with `WRITE_ONCE`, and this volatile read is C's `READ_ONCE`.
         let scp = unsafe { ptr::addr_of!((*ssp).srcu_ctrp).read_volatile() };
@@ -127,22 +123,9 @@ impl SrcuFast {
         // as long as the structure; `srcu_locks` is written only by per-CPU increments and read
         // atomically by the update side.
         unsafe { this_cpu_add(ptr::addr_of_mut!((*scp).srcu_locks.counter).cast(), 1) };
-        compiler_fence(Ordering::SeqCst); // C's `barrier()`: the section does not leak upwards.
-        #[cfg(CONFIG_DEBUG_LOCK_ALLOC)]
-        // SAFETY: `rcu_try_lock_acquire(&ssp->dep_map)` (a recursive-read trylock, as C's):
-        // `dep_map` was initialised with the structure and lives as long as it. The address
-        // lockdep reports for the section is this function's.
-        unsafe {
-            bindings::lock_acquire(
-                ptr::addr_of_mut!((*ssp).dep_map),
-                0,
-                1,
-                2,
-                0,
-                ptr::null_mut(),
-                lockdep_ip(),
-            )
-        };
+        // C's `barrier()`: the section does not leak upwards.
+        compiler_fence(Ordering::SeqCst);
+        self.lockdep_acquire();
         // INVARIANT: `scp` was returned by the read side we just entered on `self`.
         Guard {
             srcu: self,
@@ -151,11 +134,50 @@ impl SrcuFast {
         }
     }
 
+    /// `srcu_check_read_flavor(ssp, SRCU_READ_FLAVOR_FAST)`: only `CONFIG_PROVE_RCU` checks.
+    #[inline(always)]
+    fn check_flavor(&self) {
+        #[cfg(CONFIG_PROVE_RCU)]
+        // SAFETY: `self` is a valid SRCU-fast structure (type invariant).
+        unsafe {
+            bindings::__srcu_check_read_flavor(self.as_ptr(), FLAVOR_FAST)
+        };
+    }
+
+    /// `rcu_try_lock_acquire(&ssp->dep_map)` (a recursive-read trylock, as C's read side).
+    #[inline(always)]
+    fn lockdep_acquire(&self) {
+        #[cfg(CONFIG_DEBUG_LOCK_ALLOC)]
+        // SAFETY: `dep_map` was initialised with the structure and lives as long as it (type
+        // invariant).
+        unsafe {
+            bindings::lock_acquire(
+                ptr::addr_of_mut!((*self.as_ptr()).dep_map),
+                0,
+                1,
+                2,
+                0,
+                ptr::null_mut(),
+                lockdep_ip(),
+            )
+        };
+    }
+
+    /// `srcu_lock_release(&ssp->dep_map)`, pairing [`SrcuFast::lockdep_acquire`].
+    #[inline(always)]
+    fn lockdep_release(&self) {
+        #[cfg(CONFIG_DEBUG_LOCK_ALLOC)]
+        // SAFETY: As in `lockdep_acquire`.
+        unsafe {
+            bindings::lock_release(ptr::addr_of_mut!((*self.as_ptr()).dep_map), lockdep_ip())
+        };
+    }
+
     /// `synchronize_srcu_expedited()`: waits until every read-side section that began before
     /// the call has ended. Must not be called inside a read-side section of `self`.
     pub(crate) fn synchronize_expedited(&self) {
         // SAFETY: `self.inner` is valid (type invariant); process context (callers).
-        unsafe { bindings::synchronize_srcu_expedited(self.inner.get()) };
+        unsafe { bindings::synchronize_srcu_expedited(self.as_ptr()) };
     }
 }
 
@@ -165,7 +187,7 @@ impl PinnedDrop for SrcuFast {
         // SAFETY: Valid and pinned (type invariant), and no reader is left: a `Guard` borrows
         // `self`, so none can outlive it (a leaked guard would make this wait forever, as with
         // `kernel::sync::Srcu`).
-        unsafe { bindings::cleanup_srcu_struct(self.inner.get()) };
+        unsafe { bindings::cleanup_srcu_struct(self.as_ptr()) };
     }
 }
 
@@ -176,13 +198,6 @@ impl PinnedDrop for SrcuFast {
 /// `scp` is the counter pair returned by the read side that made this guard on `srcu`. The
 /// guard stays on the task that made it (`NotThreadSafe`), as SRCU-fast requires.
 pub(crate) struct Guard<'a> {
-    #[cfg_attr(
-        not(any(CONFIG_PROVE_RCU, CONFIG_DEBUG_LOCK_ALLOC)),
-        expect(
-            dead_code,
-            reason = "keeps the structure borrowed; read by the debug checks"
-        )
-    )]
     srcu: &'a SrcuFast,
     scp: *mut bindings::srcu_ctr,
     _not_send: NotThreadSafe,
@@ -191,21 +206,12 @@ pub(crate) struct Guard<'a> {
 impl Drop for Guard<'_> {
     #[inline(always)]
     fn drop(&mut self) {
-        #[cfg(any(CONFIG_PROVE_RCU, CONFIG_DEBUG_LOCK_ALLOC))]
-        let ssp = self.srcu.as_ptr();
-        #[cfg(CONFIG_PROVE_RCU)]
-        // SAFETY: `ssp` is valid for as long as the guard borrows it.
-        unsafe {
-            bindings::__srcu_check_read_flavor(ssp, FLAVOR_FAST)
-        };
-        #[cfg(CONFIG_DEBUG_LOCK_ALLOC)]
-        // SAFETY: `srcu_lock_release(&ssp->dep_map)`, pairing the acquire in `read_lock`.
-        unsafe {
-            bindings::lock_release(ptr::addr_of_mut!((*ssp).dep_map), lockdep_ip())
-        };
-        compiler_fence(Ordering::SeqCst); // C's `barrier()`: the section does not leak downwards.
-                                          // SAFETY: `scp` is the pair this section counted itself in (type invariant), inside the
-                                          // structure's per-CPU counters, which outlive the guard.
+        self.srcu.check_flavor();
+        self.srcu.lockdep_release();
+        // C's `barrier()`: the section does not leak downwards.
+        compiler_fence(Ordering::SeqCst);
+        // SAFETY: `scp` is the pair this section counted itself in (type invariant), inside the
+        // structure's per-CPU counters, which outlive the guard.
         unsafe {
             this_cpu_add(
                 ptr::addr_of_mut!((*self.scp).srcu_unlocks.counter).cast(),
