@@ -105,11 +105,30 @@ Pick one, e.g.:  make KVER=${avail##* }${avail:+ }test   (or point KDIR= at your
 fi
 kernelversion=$(make -s -C "$src_dir" kernelversion)
 
+# --- Fixes the project carries for this kernel: patches/$KVER/*.patch, applied in name order -------
+# Each is applied once to the extracted source (all flavours share it) and is part of the cache
+# key. A patch that neither applies nor is already applied means a source that changed under it.
+patches=()
+[ ! -d "$RMR_TOP/patches/$KVER" ] || patches=("$RMR_TOP/patches/$KVER"/*.patch)
+for p in "${patches[@]}"; do
+	need patch patch
+	if patch -d "$src_dir" -p1 -R -s -f --dry-run <"$p" >/dev/null 2>&1; then
+		continue
+	fi
+	patch -d "$src_dir" -p1 -N -s -f --dry-run <"$p" >/dev/null 2>&1 ||
+		die "patches/$KVER/$(basename "$p") neither applies to nor is applied in $src_dir: a newer
+linux-source-$KVER may have changed that code (or already carry the fix). Remove $src_dir and
+$src_record to extract the source afresh, or update or drop the patch."
+	log "applying patches/$KVER/$(basename "$p")"
+	patch -d "$src_dir" -p1 -N -s <"$p" || die "applying $p failed"
+done
+
 # --- Cache key: everything that changes the build output ---------------------------------------
 key=$( {
 	echo "$KVER $src_pkgver $KFLAVOR LLVM=$LLVM"
 	rustc -vV; bindgen --version; "clang$LLVM" --version | head -n1
 	for f in "${FRAGMENTS[@]}"; do cat "$RMR_TOP/kconfig/$f.config"; done
+	[ ${#patches[@]} = 0 ] || cat "${patches[@]}"
 } | sha256sum | cut -c1-12)
 out="$RMR_CACHE/build/linux-$kernelversion-$KFLAVOR-$key"
 kmake=(make -C "$src_dir" O="$out" LLVM="$LLVM" -j"$(nproc)")

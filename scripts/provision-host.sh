@@ -22,6 +22,7 @@ readonly PACKAGES=(
 	flex bison bc libelf-dev libssl-dev cpio xz-utils make           # kernel build
 	gcc libc6-dev                                                     # cc: cargo links the tools and bindgen-cli with it
 	rsync                                                             # kselftest's install rule
+	patch                                                             # patches/: fixes carried for the kernel source
 	kmod                                                              # insmod/rmmod/modprobe in the guest
 	qemu-system-x86                                                   # the VM
 	busybox-static                                                    # virtme-ng's initramfs
