@@ -18,6 +18,19 @@ out="$RMR_BUILD/boot-report"
 rm -rf "$out" && mkdir -p "$out"
 
 starts=() walls=() retried=0 failed=0
+# Where a boot's time goes, by the guest's clock (the console's timestamps): the kernel until it
+# starts /init, virtme-ng-init until udev starts (mounts, systemd-tmpfiles), udev's coldplug and
+# settle, and the command's start. One "t_init t_udev t_settled t_script" line per boot.
+phases=()
+phase_times() { # LOG
+	tr -d '\r' <"$1" | awk '
+		function t(l) { sub(/^\[ */, "", l); sub(/\].*/, "", l); return l + 0 }
+		/Run \/init as init process/ && !i { i = t($0) }
+		/virtme-ng-init: Starting systemd-udevd/ && !u { u = t($0) }
+		/virtme-ng-init: udev is done/ && !d { d = t($0) }
+		/virtme-ng-init: starting script/ && !s { s = t($0) }
+		END { if (i && u && d && s) printf "%.1f %.1f %.1f %.1f\n", i, u, d, s }'
+}
 for i in $(seq "$boots"); do
 	t0=$(date +%s%N)
 	scripts/vm-run.sh --timeout 900 --log "$out/boot-$i.log" -- true 2>"$out/boot-$i.err" >/dev/null
@@ -31,6 +44,7 @@ for i in $(seq "$boots"); do
 		continue
 	fi
 	starts+=("$started") walls+=("$wall")
+	p=$(phase_times "$out/boot-$i.log") && [ -n "$p" ] && phases+=("$p")
 	log "boot $i/$boots: guest command after $started s, whole run $wall s$(grep -q 'boot stalled after' "$out/boot-$i.err" && echo ' (a stall was retried)')"
 done
 
@@ -40,6 +54,13 @@ stats() {
 	printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print v[1], m, v[NR]}'
 }
 read -r smin smed smax <<<"$(stats "${starts[@]}")"
+# Medians of the phases (tenths of a second, as integers for stats).
+phase_median() { # FIELD
+	local v=()
+	for p in "${phases[@]}"; do v+=("$(awk -v f="$1" '{printf "%d", $f * 10}' <<<"$p")"); done
+	stats "${v[@]}" | awk '{ if ($2 == "null") print "null"; else printf "%.1f", $2 / 10 }'
+}
+p_init=$(phase_median 1) p_udev=$(phase_median 2) p_settled=$(phase_median 3) p_script=$(phase_median 4)
 read -r wmin wmed wmax <<<"$(stats "${walls[@]}")"
 kernel=$(basename "$KDIR")
 cat >bench/boot-report.json <<EOF
@@ -53,9 +74,11 @@ cat >bench/boot-report.json <<EOF
   "stalls_retried": $retried,
   "boot_to_command_s": {"min": $smin, "median": $smed, "max": $smax},
   "whole_run_s": {"min": $wmin, "median": $wmed, "max": $wmax},
+  "guest_clock_median_s": {"init_started": $p_init, "udev_started": $p_udev, "udev_settled": $p_settled, "command_started": $p_script},
   "boot_to_command_each_s": [$(IFS=,; echo "${starts[*]}")]
 }
 EOF
 echo "$boots boots of $kernel: boot to guest command min/median/max $smin/$smed/$smax s," \
 	"whole run $wmin/$wmed/$wmax s; $retried stall(s) retried, $failed failed (bench/boot-report.json)"
+echo "guest clock, medians: /init at $p_init s, udev started at $p_udev s, settled at $p_settled s, command at $p_script s"
 [ $failed -eq 0 ]

@@ -107,7 +107,7 @@ count "$out/kunit.ktap"
 # (the exit status of a guest command must reach the host, or no failure would).
 ncs=(negative_control negative_control_drain)
 # Its first attempt is made to stall (VM_STALL_TEST=first: QEMU's CPUs never start), which
-# vm-run must notice and retry: the stall watchdog is proven on every run, for 15 s.
+# vm-run must notice and retry: the stall watchdog is proven on every run, for 8 s.
 log "boot 2: negative controls (consumers built without module references, without the drain); the guest then exits 3; the first attempt is made to stall"
 rm -f "$out"/vm-negative-control.log.stalled*
 VM_STALL_TEST=first scripts/vm-run.sh --log "$out/vm-negative-control.log" -- \

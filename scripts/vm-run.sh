@@ -20,8 +20,9 @@
 # settle is legitimately silent there (31-41 s on a normal host, over 120 s on a slow CI host).
 # QEMU is killed, the log kept as FILE.stalled and the boot retried once; a second stall exits
 # 125 naming both logs. Once the guest command runs, only --timeout applies.
+# VM_WARM=0: no warm-up of the programs the selftests run (see below).
 # VM_STALL_TEST=first|both injects the fault for the test: that boot's CPUs never start (QEMU -S)
-# and it is declared stalled after 15 s.
+# and it is declared stalled after 8 s.
 #
 # Exit status: the guest command's, or 124 timeout, 125 VM/setup failure.
 set -euo pipefail
@@ -38,7 +39,7 @@ while [ $# -gt 0 ]; do
 	--timeout) timeout=$2; shift 2 ;;
 	--log) log=$2; shift 2 ;;
 	--) shift; break ;;
-	-h|--help) sed -n '3,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) break ;;
 	esac
 done
@@ -93,6 +94,27 @@ kmemleak=kmemleak=off
 # of output tells the stall watchdog that the boot is over.
 readonly STARTED=RMR-GUEST-COMMAND-STARTED
 guest_cmd="echo $STARTED; cd $(printf %q "$RMR_TOP") && $(printf '%q ' "$@")"
+# Warm-up: the guest's root is the host's, over 9p without a page cache, so every exec reads the
+# program and its libraries from the host again (grep 1.3 s, insmod 1.6 s a run under TCG).
+# virtme-ng puts a tmpfs overlay over /usr: touching a file there copies it up into guest memory
+# once, and later execs of it cost half (0.7 s, 0.9 s). The programs the selftests run most and
+# their libraries (ldd on the host: the guest sees the same files), ~12 MB. Only where /usr is
+# that overlay (never the host's own files); VM_WARM=0 skips it.
+if [ "${VM_WARM:-1}" = 1 ]; then
+	warm_bins=()
+	for b in bash grep sed awk cat head tail dmesg kmod stat mkdir rmdir rm cp mktemp nproc nice seq \
+		tr timeout tee sort cut wc uname dirname xargs zcat id ls; do
+		p=$(type -P "$b") && warm_bins+=("$(readlink -f "$p")")
+	done
+	# The list goes through a file: the command travels on the kernel command line (2 KiB).
+	mkdir -p "$RMR_BUILD"
+	{ printf '%s\n' "${warm_bins[@]}"
+		# (ldd fails for scripts such as zcat, after listing the rest.)
+		{ ldd "${warm_bins[@]}" 2>/dev/null || true; } | awk '/=> \// {print $3} /^[ \t]*\/.*ld-linux/ {print $1}'
+	} | xargs -r readlink -f | { grep '^/usr/' || true; } | sort -u >"$RMR_BUILD/vm-warm.list.$$"
+	mv "$RMR_BUILD/vm-warm.list.$$" "$RMR_BUILD/vm-warm.list"
+	guest_cmd="echo $STARTED; if [ \"\$(stat -f -c %T /usr)\" = overlayfs ]; then xargs touch -c -- <$(printf %q "$RMR_BUILD/vm-warm.list"); fi; ${guest_cmd#*; }"
+fi
 # Measured under TCG: the longest silence of a normal boot's kernel phase is under 4 s; in
 # userspace, udev settling is silent for 31-41 s (178 s with kmemleak) and over 120 s on a slow host.
 stall_s=${VM_STALL_S:-$([ "$use_kvm" = 1 ] && echo 30 || echo 120)}
@@ -158,11 +180,11 @@ inject=""
 case "${VM_STALL_TEST:-}" in first|both) inject="-S" ;; esac
 start=$(date +%s)
 set +e
-if ! boot "$log" "$([ -n "$inject" ] && echo 15 || echo "$stall_s")" "$inject"; then
+if ! boot "$log" "$([ -n "$inject" ] && echo 8 || echo "$stall_s")" "$inject"; then
 	mv "$log" "$log.stalled"
 	echo "vm-run: boot stalled after '$(last_line "$log.stalled")' ($stall_what); retrying once (log: $log.stalled)" >&2
 	[ "${VM_STALL_TEST:-}" = both ] || inject=""
-	if ! boot "$log" "$([ -n "$inject" ] && echo 15 || echo "$stall_s")" "$inject"; then
+	if ! boot "$log" "$([ -n "$inject" ] && echo 8 || echo "$stall_s")" "$inject"; then
 		mv "$log" "$log.stalled-2"
 		echo "vm-run: the retry stalled too, after '$(last_line "$log.stalled-2")' ($stall_what); logs: $log.stalled, $log.stalled-2" >&2
 		exit 125
