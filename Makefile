@@ -8,6 +8,7 @@
 #                   bench/results.json (every flavor's results, by flavor)
 #   make profile    perf profiles of the benchmarked paths in the VM: bench/<flavor>/profile/
 #   make faults     every allocation failure of the pair's syscalls, tried, in the VM
+#   make soak       500 removal and 500 table cycles under load, all allocation failures, kmemleak
 #   make boot-report  BOOTS (30) boots of the test kernel: the boot-time distribution
 #   make kernel     only provision/build the test kernel (cached outside the repository)
 #   make clean
@@ -42,7 +43,7 @@ MODULE_SOURCES := Kbuild rust_consumer.rs rust_provider.rs provider_abi.rs consu
 NEG_DIR := $(BUILD)/negative-control
 NEG_DRAIN_DIR := $(BUILD)/negative-control-drain
 
-.PHONY: default modules kernel tools negative-control check run test bench profile boot-report faults clean
+.PHONY: default modules kernel tools negative-control check run test bench profile boot-report faults soak clean
 
 # Kbuild refuses UNSAFE_SKIP_MODULE_GET=1 / UNSAFE_SKIP_DRAIN=1 outside the negative-control
 # directories: the unsafe consumers are built only by `make negative-control`.
@@ -95,6 +96,11 @@ profile: modules tools
 faults: modules tools
 	VM_APPEND="kunit.enable=0 $(VM_APPEND)" VM_TIMEOUT=$${VM_TIMEOUT:-5400} scripts/vm-run.sh \
 		--log $(BUILD)/vm-faults.log -- selftests/rust_modref.sh -t alloc_failures
+
+# Reliability at scale (scripts/soak.sh): CYCLES (500) removals and TABLE_CYCLES (500) table
+# withdrawals under load, every allocation failure, kmemleak; bench/soak.json.
+soak: modules tools
+	scripts/soak.sh
 
 # BOOTS (default 30) boots of the test kernel: the distribution of boot-to-command times and
 # the stalls vm-run retried (bench/boot-report.json).

@@ -107,12 +107,13 @@ fn module_name(path: &Path) -> Result<CString, String> {
     CString::new(stem.replace('-', "_")).map_err(|e| e.to_string())
 }
 
-/// Runs the attempts for `target` with N from 1 to `max_n`.
+/// Runs the attempts for `target` with N from 1 to `max_n`, every `step`-th N.
 pub fn run(
     target: &Target,
     device: &str,
     allow: &[Errno],
     max_n: u64,
+    step: u64,
     verbose: bool,
 ) -> Result<Tally, String> {
     let fail_nth = FailNth::open()?;
@@ -138,7 +139,8 @@ pub fn run(
         }
         _ => None,
     };
-    for n in 1..=max_n {
+    // A step of 0 would never advance; clap refuses it, this keeps `run` total.
+    for n in (1..=max_n).step_by(usize::try_from(step.max(1)).unwrap_or(usize::MAX)) {
         fail_nth.arm(n)?;
         // Nothing but the call itself between arming and reading back: what the call returns
         // (an open device) is dropped only after the counter is disarmed.

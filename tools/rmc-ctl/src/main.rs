@@ -92,6 +92,9 @@ enum Cmd {
         /// The largest N tried.
         #[arg(long, default_value_t = 5000)]
         max_n: u64,
+        /// Try every STEP-th N only (1, 1 + STEP, ...): a sample of the failure points.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        step: u64,
         /// Print every attempt.
         #[arg(short, long)]
         verbose: bool,
@@ -120,13 +123,19 @@ fn fail_nth_cmd(
     device: &str,
     allow: &[Errno],
     max_n: u64,
+    step: u64,
     verbose: bool,
 ) -> ExitCode {
-    match fail_nth::run(target, device, allow, max_n, verbose) {
+    match fail_nth::run(target, device, allow, max_n, step, verbose) {
         Ok(t) => {
             let clean = t.clean_at.map_or("never".into(), |n| format!("at N={n}"));
+            let which = if step == 1 {
+                String::new()
+            } else {
+                format!(" (every {step}th)")
+            };
             println!(
-                "fail-nth {target:?}: {} allocation(s) failed in turn: {:?}, {} absorbed; ran clean {clean}",
+                "fail-nth {target:?}: {} allocation(s) failed in turn{which}: {:?}, {} absorbed; ran clean {clean}",
                 t.injected, t.errnos, t.absorbed
             );
             for p in &t.problems {
@@ -214,10 +223,11 @@ fn main() -> ExitCode {
         target,
         allow,
         max_n,
+        step,
         verbose,
     } = &args.cmd
     {
-        return fail_nth_cmd(target, &args.device.path, allow, *max_n, *verbose);
+        return fail_nth_cmd(target, &args.device.path, allow, *max_n, *step, *verbose);
     }
     let dev = match args.device.open() {
         Ok(d) => d,
