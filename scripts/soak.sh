@@ -3,7 +3,8 @@
 #
 # make soak: reliability at scale, in one boot of the debug kernel with kmemleak on: CYCLES
 # (default 500) patient removals and reloads of the provider under a 4-thread verified load,
-# TABLE_CYCLES (default 500) configfs table withdrawals and re-adds under load, every allocation
+# a configfs table added and withdrawn before each removal (CYCLE_TABLES=1), TABLE_CYCLES (default
+# 500) table withdrawals and re-adds under load of their own, every allocation
 # failure of the pair's syscalls (alloc_failures, the full run), then two kmemleak scans. Writes
 # bench/soak.json (per-cycle removal p50/p99/max, calls, ok/ENODEV, wrong answers, instance ids,
 # counters, failure points, verdicts) and prints a summary. Exit 1 if any case failed.
@@ -26,7 +27,7 @@ log "soak: $cycles removal cycles, $table_cycles table cycles, alloc_failures, k
 start=$(date +%s)
 # kunit.enable=0: the consumer's KUnit suite would run (and allocate) at each of the many loads.
 VM_KMEMLEAK=1 VM_APPEND="kunit.enable=0 ${VM_APPEND:-}" scripts/vm-run.sh --timeout "${VM_TIMEOUT:-14400}" \
-	--log "$out/vm-soak.log" -- bash -c "set -o pipefail; env CYCLES=$cycles TABLE_CYCLES=$table_cycles \
+	--log "$out/vm-soak.log" -- bash -c "set -o pipefail; env CYCLES=$cycles CYCLE_TABLES=1 TABLE_CYCLES=$table_cycles \
 RESULTS_DIR=$(printf %q "$out") selftests/rust_modref.sh -t $cases | tee $(printf %q "$out/soak.ktap")"
 rc=$?
 secs=$(($(date +%s) - start))

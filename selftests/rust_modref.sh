@@ -17,7 +17,8 @@
 #   -t  run only these cases (names as printed by -l)
 #   -l  list the cases, each with what it proves
 # Environment: MODDIR, NEG_MODDIR and NEG_DRAIN_MODDIR (negative-control builds), TOOLS_DIR,
-# CYCLES (cycles case), TABLE_CYCLES (withdraw_under_load), FUZZ_COUNT (bad_input).
+# CYCLES and CYCLE_TABLES (cycles case), TABLE_CYCLES (withdraw_under_load), FUZZ_COUNT
+# (bad_input), FAULT_LOAD_STEP (alloc_failures_sampled), RESULTS_DIR (raw results of cycles).
 
 set -u
 
@@ -38,6 +39,8 @@ else
 fi
 readonly CYCLES=${CYCLES:-3}
 readonly TABLE_CYCLES=${TABLE_CYCLES:-100}
+# Table withdrawals and re-adds before each removal in the cycles case (make soak).
+readonly CYCLE_TABLES=${CYCLE_TABLES:-0}
 readonly FUZZ_COUNT=${FUZZ_COUNT:-10000}
 # Bound for a patient removal under load (TCG-emulated 4-vCPU guest, debug kernel).
 readonly REMOVAL_BOUND_S=${REMOVAL_BOUND_S:-10}
@@ -536,6 +539,12 @@ test_cycles() {
 	start_load --min-instances $((CYCLES + 1))
 	: >"$TMP/removal_ms"
 	for i in $(seq "$CYCLES"); do
+		# make soak: table withdrawals and re-adds interleaved with the removals (a table
+		# directory pins the provider, so each is gone before the removal).
+		if [ "$CYCLE_TABLES" -gt 0 ]; then
+			rmc_ctl table-cycle soak -n "$CYCLE_TABLES" >>"$TMP/table-cycles.txt" 2>&1 ||
+				{ fail "cycle $i: table-cycle failed: $(tail -n 2 "$TMP/table-cycles.txt")"; return; }
+		fi
 		remove_patiently || { REASON="cycle $i: $REASON"; return 1; }
 		echo "$REMOVAL_MS" >>"$TMP/removal_ms"
 		load $PROVIDER || { fail "cycle $i: reload failed"; return; }
@@ -865,7 +874,7 @@ negative_control() {
 # ------------------------------------------------------------------------------------------------
 # Main.
 
-usage() { sed -n '15,19p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '16,21p' "$0" | sed 's/^# \{0,1\}//'; }
 list=0
 selected=()
 while getopts ":t:lh" opt; do
