@@ -268,8 +268,9 @@ rmc_ctl() { fg_cmd "$TOOLS_DIR/rmc-ctl" "$@"; }
 rmmod_wait() { fg_cmd "$TOOLS_DIR/rmmod-wait" "$@"; }
 
 # Background load runs at nice 10 (LOAD_NICE): its threads still take every idle cycle of every
-# CPU, but the case's own steps (rmmod-wait, insmod, the checks) are not starved by it. At nice 0
-# a 4-vCPU TCG guest spent ~19 s a cycle in the cycles case, most of it waiting for a CPU.
+# CPU, but the case's own steps (rmmod-wait, insmod, the checks) go first on a shared vCPU. Under
+# TCG this alone measured no gain (the host's cores are the bottleneck); the cycles case got
+# fast by polling counters with builtins (stat_of) instead of starting processes.
 LOAD_NICE=(nice -n 10)
 
 # start_load ARGS...: the load generator at >= 4 threads until stop_load (or the cleanup
