@@ -85,6 +85,27 @@ for f in scripts/*.sh selftests/*.sh bench/*.sh .ci/run; do
 	bash -n "$f" || { echo "syntax error in $f"; status=1; }
 done
 
+log "selftests: module_leaks picks the modules' leaks out of a kmemleak report (mm/kmemleak.c format)"
+report='unreferenced object 0xffff888003a1c000 (size 64):
+  comm "insmod", pid 201, jiffies 4294937296
+  backtrace (crc 5a3c1b2e):
+    __kmalloc_cache_noprof+0x2a4/0x3a0
+    _RNvCs1_13rust_consumer4init+0x45/0x80 [rust_consumer]
+unreferenced object 0xffff888003a1d000 (size 32):
+  comm "swapper/0", pid 1, jiffies 4294892296
+  backtrace (crc 1):
+    acpi_ns_create_node+0x3c/0x70
+    0xffffffff81a2b3c4
+unreferenced object 0xffff888003a1e000 (size 128):
+  comm "rmc-ctl", pid 300, jiffies 4294937999
+  backtrace (crc 2):
+    0xffffffffc0a12345
+    __x64_sys_ioctl+0x99/0xd0'
+got=$(. selftests/rust_modref_lib.sh && module_leaks <(echo "$report") | grep '^unreferenced object' | cut -d' ' -f3)
+[ "$got" = $'0xffff888003a1c000\n0xffff888003a1e000' ] ||
+	{ echo "module_leaks found '$got', not the named and the bare module-space frames"; status=1; }
+[ -z "$(. selftests/rust_modref_lib.sh && module_leaks /dev/null)" ] || { echo "module_leaks: leaks in an empty report"; status=1; }
+
 log "tools: cargo fmt --check, clippy -D warnings, cargo test"
 (cd tools && cargo fmt --check) || status=1
 (cd tools && cargo clippy --quiet --release --all-targets --locked -- -D warnings) || status=1

@@ -34,9 +34,10 @@ secs=$(($(date +%s) - start))
 
 splat_re=$(. selftests/rust_modref_lib.sh && echo "$SPLAT_RE")
 splats=$(grep -cE "$splat_re" "$out/vm-soak.log")
-python3 - "$out" "$rc" "$secs" "$cycles" "$table_cycles" "$splats" "$(basename "$KDIR")" <<'EOF' || rc=1
+python3 - "$out" "$rc" "$secs" "$cycles" "$table_cycles" "$splats" "$(basename "$KDIR")" \
+	"$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD 2>/dev/null || echo +changes)" <<'EOF' || rc=1
 import json, re, sys, datetime
-out, rc, secs, cycles, table_cycles, splats, kernel = sys.argv[1:8]
+out, rc, secs, cycles, table_cycles, splats, kernel, commit = sys.argv[1:9]
 ktap = open(f"{out}/soak.ktap", errors="replace").read() if __import__("os").path.exists(f"{out}/soak.ktap") else ""
 def read(name, default=None):
     try:
@@ -50,14 +51,23 @@ for m in re.finditer(r"^ok \d+ (\w+) # SKIP", ktap, re.M):
 removal = sorted(float(x) for x in (read("removal_ms", "") or "").split())
 def rank(p):
     return removal[max(0, -(-len(removal) * p // 100) - 1)] if removal else None
+steps = [[int(x) for x in l.split()] for l in (read("cycle_ms", "") or "").splitlines() if l.strip()]
+step_means = {name: round(sum(r[i] for r in steps) / len(steps)) for i, name in
+              enumerate(("tables", "rmmod_wait", "reload", "first_answer"))} if steps else None
 load = json.loads(read("load.json", "null") or "null")
 stats = dict(kv.split("=", 1) for kv in (read("stats.txt", "") or "").split() if "=" in kv)
-points = {m.group(1): int(m.group(2)) for m in
-          re.finditer(r"^# fail-nth (.+?): (\d+) allocation\(s\) failed in turn", ktap, re.M)}
+def target(t):  # 'Load { path: "/x/rust_consumer.ko", params: "" }' -> "load rust_consumer"
+    m = re.match(r'Load \{ path: "(?:[^"]*/)?([^"/]+)\.ko"', t)
+    return f"load {m.group(1)}" if m else t.split(" ")[0].lower()
+points = {target(m.group(1)): {"failed": int(m.group(2)), "errnos": json.loads(m.group(3)),
+                               "absorbed": int(m.group(4))} for m in
+          re.finditer(r"^# fail-nth (.+?): (\d+) allocation\(s\) failed in turn: (\{.*?\}), (\d+) absorbed",
+                      ktap, re.M)}
 kmemleak = re.search(r"^# kmemleak: (.*)$", ktap, re.M)
 result = {
     "date": datetime.date.today().isoformat(),
     "kernel": kernel,
+    "commit": commit,
     "wall_s": int(secs),
     "vm_exit": int(rc),
     "cycles": int(cycles),
@@ -65,6 +75,7 @@ result = {
     "verdicts": verdicts,
     "removal_ms": {"count": len(removal), "p50": rank(50), "p99": rank(99),
                    "max": removal[-1] if removal else None},
+    "cycle_step_mean_ms": step_means,
     "load": None if load is None else {k: load.get(k) for k in
              ("threads", "duration_s", "calls", "ok", "enodev", "other_errors", "wrong_answers")}
             | {"instance_ids": len(load.get("instance_ids", []))},
@@ -76,7 +87,8 @@ result = {
 json.dump(result, open("bench/soak.json", "w"), indent=2)
 open("bench/soak.json", "a").write("\n")
 l = result["load"] or {}
-print(f"soak: {cycles} cycles, removal p50/p99/max {rank(50)}/{rank(99)}/{result['removal_ms']['max']} ms; "
+print(f"soak: {cycles} cycles, removal p50/p99/max {rank(50)}/{rank(99)}/{result['removal_ms']['max']} ms, "
+      f"a cycle's steps (mean ms) {step_means}; "
       f"{l.get('calls')} calls, ok {l.get('ok')}, ENODEV {l.get('enodev')}, other {l.get('other_errors')}, "
       f"wrong {l.get('wrong_answers')}, {l.get('instance_ids')} instance ids; failure points {points}; "
       f"kmemleak: {result['kmemleak']}; splats {splats}; {secs} s (bench/soak.json)")

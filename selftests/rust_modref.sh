@@ -528,36 +528,48 @@ test_reload_under_load() {
 	stop_load
 	[ "$LOAD_RC" -eq 0 ] || fail "rmc-load exit $LOAD_RC: $(grep FAIL "$TMP/load.txt")"
 }
-provider_answers() { [ "$(stat_of calls_ok $PROVIDER)" -gt 0 ] 2>/dev/null; }
+provider_answers() { local n; stat_into n calls_ok $PROVIDER; [ "$n" -gt 0 ] 2>/dev/null; }
 
 # CYCLES removals and reloads under one continuous load; afterwards every reference is back.
 test_cycles() {
-	local i s
+	local i s t0 t1 t2 t3 t4
 	need_tools || return 0
 	ensure_pair || fail "loading the pair failed" || return
-	LOAD_BASE_OK=$(stat_of calls_ok)
+	stat_into LOAD_BASE_OK calls_ok
+	ctl_start
 	start_load --min-instances $((CYCLES + 1))
 	: >"$TMP/removal_ms"
+	: >"$TMP/cycle_ms"
 	for i in $(seq "$CYCLES"); do
+		ms_now t0
 		# make soak: table withdrawals and re-adds interleaved with the removals (a table
 		# directory pins the provider, so each is gone before the removal).
 		if [ "$CYCLE_TABLES" -gt 0 ]; then
-			rmc_ctl table-cycle soak -n "$CYCLE_TABLES" >>"$TMP/table-cycles.txt" 2>&1 ||
-				{ fail "cycle $i: table-cycle failed: $(tail -n 2 "$TMP/table-cycles.txt")"; return; }
+			ctl table-cycle soak "$CYCLE_TABLES" ||
+				{ fail "cycle $i: table-cycle failed: ${CTL_REPLY:-no answer from rmc-ctl serve}"; return; }
 		fi
+		ms_now t1
 		remove_patiently || { REASON="cycle $i: $REASON"; return 1; }
 		echo "$REMOVAL_MS" >>"$TMP/removal_ms"
-		load $PROVIDER || { fail "cycle $i: reload failed"; return; }
+		ms_now t2
+		ctl load "$MODDIR/$PROVIDER.ko" ||
+			{ fail "cycle $i: reload failed: ${CTL_REPLY:-no answer from rmc-ctl serve}"; return; }
+		ms_now t3
 		loop_until 10 provider_answers || { fail "cycle $i: no call succeeded after reload"; return; }
+		ms_now t4
+		# Where a cycle's time goes (wall clock of each step, ms): make soak reports the means.
+		echo "$((t1 - t0)) $((t2 - t1)) $((t3 - t2)) $((t4 - t3))" >>"$TMP/cycle_ms"
 		[ $((i % 50)) != 0 ] || ktap_print_msg "cycle $i/$CYCLES"
 	done
 	stop_load
 	ktap_print_msg "$CYCLES cycles, patient removal p50/p99/max $(percentiles <"$TMP/removal_ms") ms"
+	ktap_print_msg "a cycle's steps, mean ms: $(awk '{ for (i = 1; i <= 4; i++) s[i] += $i }
+		END { if (NR) printf "tables %d, rmmod-wait %d, reload %d, first answer %d", s[1] / NR, s[2] / NR, s[3] / NR, s[4] / NR }' "$TMP/cycle_ms")"
 	[ "$LOAD_RC" -eq 0 ] || fail "rmc-load exit $LOAD_RC: $(grep FAIL "$TMP/load.txt")" || return
 	s=$(rmc_ctl stats)
 	ktap_print_msg "counters: $s"
 	# make soak keeps the raw figures (RESULTS_DIR): per-cycle removal times, the load's report.
-	[ -z "${RESULTS_DIR:-}" ] || cp "$TMP/removal_ms" "$TMP/load.json" "$RESULTS_DIR/" ||
+	[ -z "${RESULTS_DIR:-}" ] || cp "$TMP/removal_ms" "$TMP/cycle_ms" "$TMP/load.json" "$RESULTS_DIR/" ||
 		fail "copying the results to $RESULTS_DIR failed" || return
 	[ -z "${RESULTS_DIR:-}" ] || echo "$s" >"$RESULTS_DIR/stats.txt"
 	[ "$(field refs_taken " $s")" = "$(field refs_released " $s")" ] ||
@@ -802,10 +814,7 @@ test_kmemleak_clean() {
 	nap 6
 	echo scan >"$km" || fail "the second scan failed" || return
 	cat "$km" >"$TMP/kmemleak.txt"
-	leaks=$(awk '/^unreferenced object/ { if (hit) print obj; obj = $0; hit = 0; next }
-		/rust_consumer|rust_provider|\] 0xffffffff[a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]$/ { hit = 1 }
-		{ obj = obj "\n" $0 }
-		END { if (hit) print obj }' "$TMP/kmemleak.txt")
+	leaks=$(module_leaks "$TMP/kmemleak.txt")
 	ktap_print_msg "kmemleak: $(grep -c '^unreferenced object' "$TMP/kmemleak.txt") unreferenced object(s) in all, $(grep -c '^unreferenced object' <<<"$leaks") of them the modules'"
 	[ -z "$leaks" ] || { printf '%s\n' "$leaks" | head -n 40 | sed 's/^/#   /'; fail "kmemleak reports leaks of the modules"; }
 }

@@ -17,7 +17,7 @@ CONFIGFS=/sys/kernel/config/rust_provider
 # where it creates it; run_case runs the stack after every case, on every path, newest first.
 
 DEFER_STACK=()
-defer() { DEFER_STACK+=("$(printf '%q ' "$@")"); }
+defer() { local q; printf -v q '%q ' "$@"; DEFER_STACK+=("$q"); }
 run_defers() {
 	local i
 	for ((i = ${#DEFER_STACK[@]} - 1; i >= 0; i--)); do
@@ -45,14 +45,20 @@ skip() {
 
 lib_init() { exec {NAP_FD}<> <(:); }
 nap() { read -rt "$1" -u "$NAP_FD"; }
-now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
+# ms_now VAR: milliseconds since the epoch into VAR. No command substitution: that forks, and a
+# fork costs tens of milliseconds under load (the cycles case polls and times every step).
+ms_now() { local _ms_t=${EPOCHREALTIME/./}; printf -v "$1" %d $((_ms_t / 1000)); }
+now_ms() { local t; ms_now t; echo "$t"; }
 
 # loop_until TIMEOUT_S CMD...: poll CMD until it succeeds or the timeout passes.
 loop_until() {
-	local deadline=$(($(now_ms) + $1 * 1000))
+	local _lu_now _lu_deadline
+	ms_now _lu_now
+	_lu_deadline=$((_lu_now + $1 * 1000))
 	shift
 	while ! "$@"; do
-		[ "$(now_ms)" -lt "$deadline" ] || return 1
+		ms_now _lu_now
+		[ "$_lu_now" -lt "$_lu_deadline" ] || return 1
 		nap 0.05
 	done
 	# (Not the loop's status: that is the last nap's, a read timeout, > 128.)
@@ -61,9 +67,12 @@ loop_until() {
 
 # wait_pid PID TIMEOUT_S: bounded wait for a background process; kills it on timeout (124).
 wait_pid() {
-	local pid=$1 deadline=$(($(now_ms) + $2 * 1000))
+	local pid=$1 now deadline
+	ms_now now
+	deadline=$((now + $2 * 1000))
 	while kill -0 "$pid" 2>/dev/null; do
-		if [ "$(now_ms)" -ge "$deadline" ]; then
+		ms_now now
+		if [ "$now" -ge "$deadline" ]; then
 			kill -KILL "$pid" 2>/dev/null
 			wait "$pid" 2>/dev/null
 			return 124
@@ -167,19 +176,35 @@ field() {
 # stat_of COUNTER [TABLE]: one counter of the text `stats` answer (total, or TABLE's), 0 if there
 # is none. Builtins only: under load a process start costs a second or more in a TCG guest, and
 # the cases poll this.
-stat_of() {
-	local line="" v
+# stat_into VAR COUNTER [TABLE] sets VAR without a fork (for polling loops).
+stat_into() {
+	local _si_line="" _si_w _si_words
 	if exec 5<>$DEV; then
-		echo "stats${2:+ $2}" 2>/dev/null >&5 && read -r line <&5
+		echo "stats${3:+ $3}" 2>/dev/null >&5 && read -r _si_line <&5
 		exec 5<&-
 	fi 2>/dev/null
-	v=$(field "$1" " $line")
-	echo "${v:-0}"
+	printf -v "$1" %s 0
+	read -r -a _si_words <<<"$_si_line"
+	for _si_w in "${_si_words[@]}"; do
+		[[ $_si_w != "$2="* ]] || { printf -v "$1" %s "${_si_w#*=}"; return 0; }
+	done
+}
+stat_of() { local v; stat_into v "$@"; echo "$v"; }
+
+# module_leaks FILE: the reports in FILE (a read of /sys/kernel/debug/kmemleak) whose backtrace
+# has a frame in either module: by name, or as a bare module-space address (0xffffffffa0000000
+# and up on x86-64) once the module is gone and the frame cannot be named. make check feeds it a
+# sample report.
+module_leaks() {
+	awk '/^unreferenced object/ { if (hit) print obj; obj = $0; hit = 0; next }
+		/rust_consumer|rust_provider|(^|[^0-9a-fx])0xffffffff[a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]([^0-9a-f]|$)/ { hit = 1 }
+		{ obj = obj "\n" $0 }
+		END { if (hit) print obj }' "$1"
 }
 
 # refs_held: calls in flight (they still move in the negative-control builds).
 refs_held() { stat_of refs_held; }
-holds_in_flight() { [ "$(refs_held)" -ge "${1:-1}" ] 2>/dev/null; }
+holds_in_flight() { local n; stat_into n refs_held; [ "$n" -ge "${1:-1}" ] 2>/dev/null; }
 
 # hold_loop_background [TABLE]: back-to-back 1 s holds on TABLE (default rust_provider) until
 # stopped or a hold fails (ENODEV once the table or the provider is gone). One open file, and
@@ -267,6 +292,21 @@ fg_cmd() {
 rmc_ctl() { fg_cmd "$TOOLS_DIR/rmc-ctl" "$@"; }
 rmmod_wait() { fg_cmd "$TOOLS_DIR/rmmod-wait" "$@"; }
 
+# ctl_start: one `rmc-ctl serve` for the case, a coprocess that answers a line per request, so
+# that the cycles case starts no process for a table withdrawal or a reload (under its load a
+# process start costs ~4 s in a TCG guest on the debug kernel: a cycle took 11.2 s, measured).
+# ctl REQUEST...: one request ("table-cycle NAME N", "load PATH [PARAMS]"); the answer is in
+# CTL_REPLY; fails unless it is "ok ..." within 60 s.
+ctl_start() {
+	coproc CTL { exec "$TOOLS_DIR/rmc-ctl" serve 2>&1; }
+	defer stop_bg "$CTL_PID"
+}
+ctl() {
+	CTL_REPLY=""
+	{ echo "$*" >&"${CTL[1]}" && IFS= read -r -t 60 CTL_REPLY <&"${CTL[0]}"; } 2>/dev/null
+	[[ $CTL_REPLY == "ok "* ]]
+}
+
 # Background load runs at nice 10 (LOAD_NICE): its threads still take every idle cycle of every
 # CPU, but the case's own steps (rmmod-wait, insmod, the checks) go first on a shared vCPU. Under
 # TCG this alone measured no gain (the host's cores are the bottleneck); the cycles case got
@@ -286,8 +326,10 @@ start_load() {
 	loop_until 10 load_running || true
 }
 load_running() {
+	local n
 	kill -0 "$LOAD_PID" 2>/dev/null || return 0
-	[ "$(stat_of calls_ok)" -gt "${LOAD_BASE_OK:-0}" ]
+	stat_into n calls_ok
+	[ "$n" -gt "${LOAD_BASE_OK:-0}" ]
 }
 
 # stop_load: stop the generator (bounded); LOAD_RC, LOAD_OK, LOAD_ENODEV set.
@@ -304,11 +346,12 @@ stop_load() {
 # remove_patiently: rmmod --wait on the provider; fails if it is not gone within the bound.
 # REMOVAL_MS is the tool's own time from its first attempt to the module being gone.
 remove_patiently() {
-	local rc
+	local rc err
 	rmmod_wait --wait --verbose --timeout "$REMOVAL_BOUND_S" $PROVIDER 2>"$TMP/rmmod.err"
 	rc=$?
-	REMOVAL_MS="" REMOVAL_ATTEMPTS=""
-	if [[ $(<"$TMP/rmmod.err") =~ removed\ after\ ([0-9]+)\ attempt\(s\),\ ([0-9.]+)\ ms ]]; then
+	REMOVAL_MS="" REMOVAL_ATTEMPTS="" err=""
+	IFS= read -r -d '' err <"$TMP/rmmod.err"
+	if [[ $err =~ removed\ after\ ([0-9]+)\ attempt\(s\),\ ([0-9.]+)\ ms ]]; then
 		REMOVAL_ATTEMPTS=${BASH_REMATCH[1]} REMOVAL_MS=${BASH_REMATCH[2]}
 	fi
 	[ $rc -eq 0 ] || fail "rmmod-wait exited $rc: $(tail -n 3 "$TMP/rmmod.err")" || return

@@ -22,6 +22,7 @@ use clap::Subcommand;
 use nix::{
     errno::Errno,
     kmod::{delete_module, finit_module, DeleteModuleFlags, ModuleInitFlags},
+    sys::mman::{mlockall, MlockAllFlags},
 };
 use rmc::{errno_name, Device, OP_COMPUTE};
 
@@ -99,6 +100,74 @@ impl FailNth {
     }
 }
 
+/// One attempt's inputs, opened before anything is armed.
+struct Attempt<'a> {
+    target: &'a Target,
+    device: &'a str,
+    module: Option<&'a (File, CString, CString)>,
+    dev: Option<&'a Device>,
+    key: Option<&'a [u8; rmc::NAME_LEN]>,
+}
+
+impl Attempt<'_> {
+    /// Makes the call with the counter armed at `arm` (nothing armed: `None`), reads the
+    /// counter back, and undoes a success; returns the call's result and whether the armed
+    /// failure was injected. `arg` is the compute argument of a `Call`.
+    fn once(
+        &self,
+        fail_nth: &FailNth,
+        arm: Option<u64>,
+        arg: u64,
+    ) -> Result<(Result<(), Errno>, bool), String> {
+        if let Some(n) = arm {
+            fail_nth.arm(n)?;
+        }
+        // Nothing but the call itself between arming and reading back: what the call returns
+        // (an open device) is dropped only after the counter is disarmed.
+        let r: Result<Option<Device>, Errno> = match self.target {
+            Target::Load { .. } => {
+                let (f, params, _) = self.module.ok_or("no module file")?;
+                finit_module(f, params, ModuleInitFlags::empty()).map(|()| None)
+            }
+            Target::Open => Device::open(self.device)
+                .map(Some)
+                .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0))),
+            Target::Call { .. } => {
+                let (d, k) = (self.dev.ok_or("no device")?, self.key.ok_or("no key")?);
+                d.call(k, OP_COMPUTE, arg).map(|_| None)
+            }
+            Target::Text { request } => self
+                .dev
+                .ok_or("no device")?
+                .send(request.as_bytes())
+                .map(|()| None),
+            Target::Mkdir { dir } => std::fs::create_dir(dir)
+                .map(|()| None)
+                .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0))),
+        };
+        let injected = match arm {
+            Some(_) => fail_nth.take()?,
+            None => false,
+        };
+        let r = r.map(drop);
+        let n = arm.unwrap_or(0);
+        // Undo a success, so that the next attempt starts from the same state.
+        if r.is_ok() {
+            match self.target {
+                Target::Load { .. } => {
+                    let (_, _, name) = self.module.ok_or("no module file")?;
+                    delete_module(name, DeleteModuleFlags::O_NONBLOCK)
+                        .map_err(|e| format!("N={n}: removing the loaded module: {e}"))?;
+                }
+                Target::Mkdir { dir } => std::fs::remove_dir(dir)
+                    .map_err(|e| format!("N={n}: rmdir {}: {e}", dir.display()))?,
+                _ => {}
+            }
+        }
+        Ok((r, injected))
+    }
+}
+
 fn module_name(path: &Path) -> Result<CString, String> {
     let stem = path
         .file_stem()
@@ -139,64 +208,43 @@ pub fn run(
         }
         _ => None,
     };
+    let ctx = Attempt {
+        target,
+        device,
+        module: module.as_ref(),
+        dev: dev.as_ref(),
+        key: key.as_ref(),
+    };
+    // The warm-up: the same call once with nothing armed (undone like the others). It must
+    // succeed, and it faults in this path's code and stack, so that no page fault of our own
+    // (whose allocation the armed counter would fail: "Huh VM_FAULT_OOM leaked out to the #PF
+    // handler") falls between arming and reading back. mlockall keeps every page mapped now and
+    // later populated (best effort: without CAP_IPC_LOCK the warm-up alone remains).
+    let _ = mlockall(MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE);
+    match ctx.once(&fail_nth, None, 0)? {
+        (Ok(()), _) => {}
+        (Err(e), _) => {
+            return Err(format!(
+                "the call fails with {} before any allocation is failed",
+                errno_name(e)
+            ))
+        }
+    }
     // A step of 0 would never advance; clap refuses it, this keeps `run` total.
     for n in (1..=max_n).step_by(usize::try_from(step.max(1)).unwrap_or(usize::MAX)) {
-        fail_nth.arm(n)?;
-        // Nothing but the call itself between arming and reading back: what the call returns
-        // (an open device) is dropped only after the counter is disarmed.
-        let r: Result<Option<Device>, Errno> = match target {
-            Target::Load { .. } => {
-                let (f, params, _) = module.as_ref().ok_or("no module file")?;
-                finit_module(f, params, ModuleInitFlags::empty()).map(|()| None)
-            }
-            Target::Open => Device::open(device)
-                .map(Some)
-                .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0))),
-            Target::Call { .. } => {
-                let (d, k) = (
-                    dev.as_ref().ok_or("no device")?,
-                    key.as_ref().ok_or("no key")?,
-                );
-                d.call(k, OP_COMPUTE, n).map(|_| None)
-            }
-            Target::Text { request } => dev
-                .as_ref()
-                .ok_or("no device")?
-                .send(request.as_bytes())
-                .map(|()| None),
-            Target::Mkdir { dir } => std::fs::create_dir(dir)
-                .map(|()| None)
-                .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0))),
-        };
-        let injected = fail_nth.take();
-        let r = r.map(drop);
-        if verbose {
-            let what = r.map_or_else(errno_name, |()| "ok".into());
-            let note = match injected {
-                Ok(true) => "",
-                Ok(false) => " (nothing failed)",
-                Err(_) => " (fail-nth unreadable)",
-            };
-            eprintln!("N={n}: {what}{note}");
-        }
-        // Undo a success, so that the next attempt starts from the same state.
-        if r.is_ok() {
-            let undo = match target {
-                Target::Load { .. } => {
-                    let (_, _, name) = module.as_ref().ok_or("no module file")?;
-                    delete_module(name, DeleteModuleFlags::O_NONBLOCK)
-                        .map_err(|e| format!("N={n}: removing the loaded module: {e}"))
-                }
-                Target::Mkdir { dir } => std::fs::remove_dir(dir)
-                    .map_err(|e| format!("N={n}: rmdir {}: {e}", dir.display())),
-                _ => Ok(()),
-            };
-            if let Err(e) = undo {
+        let (r, injected) = match ctx.once(&fail_nth, Some(n), n) {
+            Ok(x) => x,
+            Err(e) => {
                 t.problems.push(e);
                 break;
             }
+        };
+        if verbose {
+            let what = r.map_or_else(errno_name, |()| "ok".into());
+            let note = if injected { "" } else { " (nothing failed)" };
+            eprintln!("N={n}: {what}{note}");
         }
-        if !injected? {
+        if !injected {
             match r {
                 Ok(()) => t.clean_at = Some(n),
                 Err(e) => t.problems.push(format!(

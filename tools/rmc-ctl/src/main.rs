@@ -9,11 +9,12 @@ use clap::{Parser, Subcommand};
 use nix::errno::Errno;
 use rmc::{
     cli::{parse_u64, DeviceArg},
-    errno_name, Device, NAME_LEN, OP_COMPUTE, OP_DESCRIBE, OP_HOLD,
+    errno_name, NAME_LEN, OP_COMPUTE, OP_DESCRIBE, OP_HOLD,
 };
 
 mod fail_nth;
 mod fuzz;
+mod serve;
 
 const EXIT_HELP: &str = "\
 Exit status:
@@ -77,6 +78,14 @@ enum Cmd {
         name: String,
         #[arg(short = 'n', long, default_value_t = 100)]
         count: u64,
+        /// The provider's configfs directory.
+        #[arg(long, default_value = "/sys/kernel/config/rust_provider")]
+        configfs: String,
+    },
+    /// Requests read from stdin, one a line, answered on stdout, one line each ("ok ..." or
+    /// "err ..."): `table-cycle NAME COUNT`, `load PATH [PARAMS]` (finit_module). For a script
+    /// that would otherwise start a process per step (a coprocess; see the selftest's cycles).
+    Serve {
         /// The provider's configfs directory.
         #[arg(long, default_value = "/sys/kernel/config/rust_provider")]
         configfs: String,
@@ -172,51 +181,6 @@ fn outcome_name<T>(r: &Result<T, Errno>) -> String {
     }
 }
 
-/// `table-cycle`: see [`Cmd::TableCycle`].
-fn table_cycle(dev: &Device, name: &str, count: u64, configfs: &str) -> Result<(), String> {
-    let key = rmc::name_buf(name).ok_or_else(|| format!("bad table name '{name}'"))?;
-    let dir = std::path::Path::new(configfs).join(name);
-    let mut rmdir_us = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
-    for i in 1..=count {
-        std::fs::create_dir(&dir)
-            .map_err(|e| format!("cycle {i}: mkdir {}: {e}", dir.display()))?;
-        let x = i.wrapping_mul(0x9e37_79b9);
-        let a = dev
-            .call(&key, OP_COMPUTE, x)
-            .map_err(|e| format!("cycle {i}: compute on the new table: {}", errno_name(e)))?;
-        if a.result != rmc::compute_expected(x, a.instance_id) {
-            return Err(format!("cycle {i}: wrong answer {} for x={x}", a.result));
-        }
-        let t = std::time::Instant::now();
-        std::fs::remove_dir(&dir)
-            .map_err(|e| format!("cycle {i}: rmdir {}: {e}", dir.display()))?;
-        rmdir_us.push(t.elapsed().as_micros());
-        match dev.call(&key, OP_COMPUTE, x) {
-            Err(Errno::ENODEV) => {}
-            r => {
-                return Err(format!(
-                    "cycle {i}: after rmdir expected ENODEV, got {}",
-                    outcome_name(&r)
-                ))
-            }
-        }
-    }
-    rmdir_us.sort_unstable();
-    let at = |q: usize| {
-        rmdir_us
-            .get(q * rmdir_us.len().saturating_sub(1) / 100)
-            .copied()
-            .unwrap_or(0)
-    };
-    println!(
-        "{count} cycles of table {name}: rmdir p50 {} us, p99 {} us, max {} us",
-        at(50),
-        at(99),
-        at(100)
-    );
-    Ok(())
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Cmd::FailNth {
@@ -228,6 +192,15 @@ fn main() -> ExitCode {
     } = &args.cmd
     {
         return fail_nth_cmd(target, &args.device.path, allow, *max_n, *step, *verbose);
+    }
+    if let Cmd::Serve { configfs } = &args.cmd {
+        return match serve::serve(&args.device.path, configfs) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("rmc-ctl: serve: {e}");
+                ExitCode::from(1)
+            }
+        };
     }
     let dev = match args.device.open() {
         Ok(d) => d,
@@ -332,15 +305,20 @@ fn main() -> ExitCode {
             count,
             configfs,
         } => {
-            return match table_cycle(&dev, name, *count, configfs) {
-                Ok(()) => ExitCode::SUCCESS,
+            return match serve::table_cycle(&dev, name, *count, configfs) {
+                Ok(summary) => {
+                    println!("{summary}");
+                    ExitCode::SUCCESS
+                }
                 Err(e) => {
                     eprintln!("rmc-ctl: table-cycle: {e}");
                     ExitCode::from(1)
                 }
             };
         }
-        Cmd::FailNth { .. } => unreachable!("dispatched before the device is opened"),
+        Cmd::FailNth { .. } | Cmd::Serve { .. } => {
+            unreachable!("dispatched before the device is opened")
+        }
         Cmd::Fuzz {
             count,
             seed,
@@ -375,7 +353,7 @@ mod tests {
     #[test]
     fn fail_nth_targets_parse() {
         let a = Args::try_parse_from(["rmc-ctl", "fail-nth", "load", "/m/x.ko", "a=1"]).unwrap();
-        assert_eq!(a.device.path, Device::DEFAULT_PATH);
+        assert_eq!(a.device.path, rmc::Device::DEFAULT_PATH);
         match a.cmd {
             Cmd::FailNth {
                 target: fail_nth::Target::Load { path, params },
