@@ -11,6 +11,7 @@
 #   make soak       500 removal and 500 table cycles under load, all allocation failures, kmemleak
 #   make boot-report  BOOTS (30) boots of the test kernel: the boot-time distribution
 #   make kernel     only provision/build the test kernel (cached outside the repository)
+#   make help       this list
 #   make clean
 #
 # Variables: KDIR=<your Rust-enabled kernel build>, KVER=7.3, LLVM=-19, VM_CPUS=4, VM_TIMEOUT=...,
@@ -43,7 +44,7 @@ MODULE_SOURCES := Kbuild rust_consumer.rs rust_provider.rs provider_abi.rs consu
 NEG_DIR := $(BUILD)/negative-control
 NEG_DRAIN_DIR := $(BUILD)/negative-control-drain
 
-.PHONY: default modules kernel tools negative-control check run test bench profile boot-report faults soak clean
+.PHONY: help default modules kernel tools negative-control check run test bench profile boot-report faults soak clean
 
 # Kbuild refuses UNSAFE_SKIP_MODULE_GET=1 / UNSAFE_SKIP_DRAIN=1 outside the negative-control
 # directories: the unsafe consumers are built only by `make negative-control`.
@@ -112,3 +113,6 @@ clean:
 	rm -f *.bc
 	rm -rf $(BUILD)
 	-cd tools && $(CARGO) clean
+
+help:
+	@sed -n '3,/^$$/s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))

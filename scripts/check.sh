@@ -101,7 +101,7 @@ unreferenced object 0xffff888003a1e000 (size 128):
   backtrace (crc 2):
     0xffffffffc0a12345
     __x64_sys_ioctl+0x99/0xd0'
-got=$(. selftests/rust_modref_lib.sh && module_leaks <(echo "$report") | grep '^unreferenced object' | cut -d' ' -f3)
+got=$(. selftests/rust_modref_lib.sh && module_leaks <(echo "$report") | awk '/^unreferenced object/ { print $3 }')
 [ "$got" = $'0xffff888003a1c000\n0xffff888003a1e000' ] ||
 	{ echo "module_leaks found '$got', not the named and the bare module-space frames"; status=1; }
 [ -z "$(. selftests/rust_modref_lib.sh && module_leaks /dev/null)" ] || { echo "module_leaks: leaks in an empty report"; status=1; }

@@ -25,6 +25,8 @@ cases=load_pair,cycles,withdraw_under_load,alloc_failures,kmemleak_clean,remove_
 
 log "soak: $cycles removal cycles, $table_cycles table cycles, alloc_failures, kmemleak ($cases)"
 start=$(date +%s)
+# The code that runs: files edited while the soak runs do not change it.
+commit="$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD 2>/dev/null || echo +changes)"
 # kunit.enable=0: the consumer's KUnit suite would run (and allocate) at each of the many loads.
 VM_KMEMLEAK=1 VM_APPEND="kunit.enable=0 ${VM_APPEND:-}" scripts/vm-run.sh --timeout "${VM_TIMEOUT:-14400}" \
 	--log "$out/vm-soak.log" -- bash -c "set -o pipefail; env CYCLES=$cycles CYCLE_TABLES=1 TABLE_CYCLES=$table_cycles \
@@ -35,7 +37,7 @@ secs=$(($(date +%s) - start))
 splat_re=$(. selftests/rust_modref_lib.sh && echo "$SPLAT_RE")
 splats=$(grep -cE "$splat_re" "$out/vm-soak.log")
 python3 - "$out" "$rc" "$secs" "$cycles" "$table_cycles" "$splats" "$(basename "$KDIR")" \
-	"$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD 2>/dev/null || echo +changes)" <<'EOF' || rc=1
+	"$commit" <<'EOF' || rc=1
 import json, re, sys, datetime
 out, rc, secs, cycles, table_cycles, splats, kernel, commit = sys.argv[1:9]
 ktap = open(f"{out}/soak.ktap", errors="replace").read() if __import__("os").path.exists(f"{out}/soak.ktap") else ""
@@ -55,13 +57,14 @@ steps = [[int(x) for x in l.split()] for l in (read("cycle_ms", "") or "").split
 step_means = {name: round(sum(r[i] for r in steps) / len(steps)) for i, name in
               enumerate(("tables", "rmmod_wait", "reload", "first_answer"))} if steps else None
 load = json.loads(read("load.json", "null") or "null")
-stats = dict(kv.split("=", 1) for kv in (read("stats.txt", "") or "").split() if "=" in kv)
+stats = {k: int(v) if v.isdigit() else v for k, v in
+         (kv.split("=", 1) for kv in (read("stats.txt", "") or "").split() if "=" in kv)}
 def target(t):  # 'Load { path: "/x/rust_consumer.ko", params: "" }' -> "load rust_consumer"
     m = re.match(r'Load \{ path: "(?:[^"]*/)?([^"/]+)\.ko"', t)
     return f"load {m.group(1)}" if m else t.split(" ")[0].lower()
 points = {target(m.group(1)): {"failed": int(m.group(2)), "errnos": json.loads(m.group(3)),
                                "absorbed": int(m.group(4))} for m in
-          re.finditer(r"^# fail-nth (.+?): (\d+) allocation\(s\) failed in turn: (\{.*?\}), (\d+) absorbed",
+          re.finditer(r"^# fail-nth (.+?): (\d+) allocation\(s\) failed in turn(?: \(every \d+th\))?: (\{.*?\}), (\d+) absorbed",
                       ktap, re.M)}
 kmemleak = re.search(r"^# kmemleak: (.*)$", ktap, re.M)
 result = {

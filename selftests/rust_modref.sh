@@ -546,14 +546,14 @@ test_cycles() {
 		# directory pins the provider, so each is gone before the removal).
 		if [ "$CYCLE_TABLES" -gt 0 ]; then
 			ctl table-cycle soak "$CYCLE_TABLES" ||
-				{ fail "cycle $i: table-cycle failed: ${CTL_REPLY:-no answer from rmc-ctl serve}"; return; }
+				{ fail "cycle $i: table-cycle failed: $CTL_REPLY"; return; }
 		fi
 		ms_now t1
 		remove_patiently || { REASON="cycle $i: $REASON"; return 1; }
 		echo "$REMOVAL_MS" >>"$TMP/removal_ms"
 		ms_now t2
 		ctl load "$MODDIR/$PROVIDER.ko" ||
-			{ fail "cycle $i: reload failed: ${CTL_REPLY:-no answer from rmc-ctl serve}"; return; }
+			{ fail "cycle $i: reload failed: $CTL_REPLY"; return; }
 		ms_now t3
 		loop_until 10 provider_answers || { fail "cycle $i: no call succeeded after reload"; return; }
 		ms_now t4

@@ -296,15 +296,23 @@ rmmod_wait() { fg_cmd "$TOOLS_DIR/rmmod-wait" "$@"; }
 # that the cycles case starts no process for a table withdrawal or a reload (under its load a
 # process start costs ~4 s in a TCG guest on the debug kernel: a cycle took 11.2 s, measured).
 # ctl REQUEST...: one request ("table-cycle NAME N", "load PATH [PARAMS]"); the answer is in
-# CTL_REPLY; fails unless it is "ok ..." within 60 s.
+# CTL_REPLY (or why there is none); fails unless it is "ok ..." within 60 s. A server that died
+# makes ctl fail, not the suite: its pipe ends are our own copies, SIGPIPE is ignored meanwhile.
 ctl_start() {
-	coproc CTL { exec "$TOOLS_DIR/rmc-ctl" serve 2>&1; }
-	defer stop_bg "$CTL_PID"
+	coproc CTL { exec "$TOOLS_DIR/rmc-ctl" serve 2>"$TMP/ctl.err"; }
+	exec {CTL_W}>&"${CTL[1]}" {CTL_R}<&"${CTL[0]}"
+	defer stop_bg "${CTL_PID:-}"
+	defer ctl_close
 }
+ctl_close() { exec {CTL_W}>&- {CTL_R}<&-; } 2>/dev/null
 ctl() {
 	CTL_REPLY=""
-	{ echo "$*" >&"${CTL[1]}" && IFS= read -r -t 60 CTL_REPLY <&"${CTL[0]}"; } 2>/dev/null
-	[[ $CTL_REPLY == "ok "* ]]
+	trap '' PIPE
+	{ echo "$*" >&"$CTL_W" && IFS= read -r -t 60 CTL_REPLY <&"$CTL_R"; } 2>/dev/null
+	trap - PIPE
+	[[ $CTL_REPLY == "ok "* ]] && return 0
+	[ -n "$CTL_REPLY" ] || CTL_REPLY="no answer from rmc-ctl serve: $(tail -n 2 "$TMP/ctl.err" 2>/dev/null)"
+	return 1
 }
 
 # Background load runs at nice 10 (LOAD_NICE): its threads still take every idle cycle of every

@@ -145,9 +145,11 @@ impl Attempt<'_> {
                 .map(|()| None)
                 .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0))),
         };
+        // Read back (and disarm) before the undo; an unreadable counter is reported after it,
+        // so that a success is never left behind.
         let injected = match arm {
-            Some(_) => fail_nth.take()?,
-            None => false,
+            Some(_) => fail_nth.take(),
+            None => Ok(false),
         };
         let r = r.map(drop);
         let n = arm.unwrap_or(0);
@@ -164,7 +166,7 @@ impl Attempt<'_> {
                 _ => {}
             }
         }
-        Ok((r, injected))
+        Ok((r, injected?))
     }
 }
 

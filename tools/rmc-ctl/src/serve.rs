@@ -19,7 +19,7 @@ use nix::{
 };
 use rmc::{errno_name, Device, OP_COMPUTE};
 
-/// `table-cycle`: see [`Cmd::TableCycle`].
+/// `table-cycle`: add and withdraw table `name` `count` times (see `rmc-ctl table-cycle --help`).
 pub fn table_cycle(dev: &Device, name: &str, count: u64, configfs: &str) -> Result<String, String> {
     let key = rmc::name_buf(name).ok_or_else(|| format!("bad table name '{name}'"))?;
     let dir = std::path::Path::new(configfs).join(name);

@@ -125,7 +125,18 @@ pub(crate) fn print_human(r: &LoadReport, show_timeline: bool) {
         "  latency us: p50 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}",
         r.latency_us.p50, r.latency_us.p99, r.latency_us.p999, r.latency_us.max
     );
-    eprintln!("  instance ids: {}", r.instance_ids.join(" "));
+    // All of them are in --json; a 500-cycle soak has 501.
+    const SHOWN: usize = 8;
+    let ids = &r.instance_ids;
+    let more = if ids.len() > SHOWN {
+        format!(" ... ({} in all)", ids.len())
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "  instance ids: {}{more}",
+        ids[..ids.len().min(SHOWN)].join(" ")
+    );
     if show_timeline {
         for (t, ok, enodev, other) in &r.timeline {
             eprintln!("  t={t:7.2}s ok {ok:8} ENODEV {enodev:8} other {other}");
