@@ -3,7 +3,8 @@
 //! A provider module that registers ops tables, owned by itself, with `rust_consumer`.
 //!
 //! At load it picks a random instance id and registers `tables` tables (`rust_provider`,
-//! `rust_provider_1`, ...) as the last step of init. While it is loaded, userspace adds and
+//! `rust_provider_1`, ...), then its configfs subsystem (last: once it exists nothing in init may
+//! fail). While it is loaded, userspace adds and
 //! withdraws tables of its own through configfs, as a driver registers ops when a device is
 //! bound and withdraws them when it goes away:
 //!

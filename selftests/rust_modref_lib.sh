@@ -6,7 +6,7 @@
 # scripts for SPLAT_RE, the one definition of "the kernel log shows something went wrong".
 
 # Kernel log lines that mean something went wrong in the kernel.
-SPLAT_RE='BUG:|WARNING:|Oops|KASAN:|general protection fault|possible circular locking|refcount_t:|UBSAN:|INFO: task .* blocked|Unable to handle|kernel BUG'
+SPLAT_RE='BUG:|WARNING:|Oops|KASAN:|general protection fault|possible circular locking|refcount_t:|UBSAN:|INFO: task .* blocked|detected stall|hard LOCKUP|Unable to handle|kernel BUG'
 PROVIDER=rust_provider
 CONSUMER=rust_consumer
 DEV=/dev/rust_consumer
@@ -398,9 +398,8 @@ run_case() {
 	run_defers
 	ktap_print_msg "$name: $((SECONDS - t0)) s"
 	splats=$(log_since "$marker" | grep -E "$SPLAT_RE")
-	if [ -n "$SKIP_REASON" ]; then
-		ktap_skip_case "$name" "$SKIP_REASON"
-	elif [[ $name == negative_control* ]]; then
+	# A skip does not hide a splat or a check that failed before the case gave up.
+	if [[ $name == negative_control* ]] && [ -z "$SKIP_REASON" ]; then
 		if [ $rc -eq 0 ] && { [ "${NC_RC:-0}" -ne 0 ] || [ -n "$splats" ]; }; then
 			[ -z "$splats" ] || { ktap_print_msg "$name: the kernel log shows the fault:"; echo "$splats" | head -n 5 | sed 's/^/#   /'; }
 			ktap_test_xfail "$name"
@@ -413,10 +412,12 @@ run_case() {
 		echo "$splats" | head -n 20 | sed 's/^/#   /'
 		ktap_print_msg "$name: ${REASON:-kernel splat during the case}"
 		ktap_test_fail "$name"
-	elif [ $rc -eq 0 ]; then
-		ktap_test_pass "$name"
-	else
-		ktap_print_msg "$name: $REASON"
+	elif [ -n "$REASON" ] || { [ -z "$SKIP_REASON" ] && [ $rc -ne 0 ]; }; then
+		ktap_print_msg "$name: ${REASON:-exit $rc}"
 		ktap_test_fail "$name"
+	elif [ -n "$SKIP_REASON" ]; then
+		ktap_skip_case "$name" "$SKIP_REASON"
+	else
+		ktap_test_pass "$name"
 	fi
 }
