@@ -88,8 +88,10 @@ fn answer(line: &str, device: &str, configfs: &str) -> Result<String, String> {
 /// Answers requests from stdin until it closes; one line each, flushed.
 pub fn serve(device: &str, configfs: &str) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
-    for line in std::io::stdin().lock().lines() {
+    // Bytes, not `lines()`: a request that is not UTF-8 gets an answer, it does not end the server.
+    for line in std::io::stdin().lock().split(b'\n') {
         let line = line.map_err(|e| format!("reading a request: {e}"))?;
+        let line = String::from_utf8_lossy(&line);
         let reply = match answer(&line, device, configfs) {
             Ok(a) => format!("ok {a}"),
             // One line whatever the message holds.
