@@ -50,15 +50,16 @@ verdicts = dict((m.group(3), "pass" if not m.group(1) else "fail") for m in
                 re.finditer(r"^(not )?ok (\d+) (\w+)", ktap, re.M))
 for m in re.finditer(r"^ok \d+ (\w+) # SKIP", ktap, re.M):
     verdicts[m.group(1)] = "skip"
-removal = sorted(float(x) for x in (read("removal_ms", "") or "").split())
-def rank(p):
-    return removal[max(0, -(-len(removal) * p // 100) - 1)] if removal else None
-steps = [[int(x) for x in l.split()] for l in (read("cycle_ms", "") or "").splitlines() if l.strip()]
-step_means = {name: round(sum(r[i] for r in steps) / len(steps)) for i, name in
-              enumerate(("tables", "rmmod_wait", "reload", "first_answer"))} if steps else None
-load = json.loads(read("load.json", "null") or "null")
+# The cycles case's own figures, as it printed them (one definition of each).
+removal = re.search(r"^# (\d+) cycles, patient removal p50/p99/max ([\d.]+)/([\d.]+)/([\d.]+) ms", ktap, re.M)
+steps = re.search(r"^# a cycle's steps, mean ms: tables (\d+), rmmod-wait (\d+), reload (\d+), first answer (\d+)",
+                  ktap, re.M)
+step_means = dict(zip(("tables", "rmmod_wait", "reload", "first_answer"),
+                      map(int, steps.groups()))) if steps else None
+counters = re.search(r"^# counters: (.*)$", ktap, re.M)
 stats = {k: int(v) if v.isdigit() else v for k, v in
-         (kv.split("=", 1) for kv in (read("stats.txt", "") or "").split() if "=" in kv)}
+         (kv.split("=", 1) for kv in (counters.group(1) if counters else "").split() if "=" in kv)}
+load = json.loads(read("load.json", "null") or "null")
 def target(t):  # 'Load { path: "/x/rust_consumer.ko", params: "" }' -> "load rust_consumer"
     m = re.match(r'Load \{ path: "(?:[^"]*/)?([^"/]+)\.ko"', t)
     return f"load {m.group(1)}" if m else t.split(" ")[0].lower()
@@ -76,8 +77,8 @@ result = {
     "cycles": int(cycles),
     "table_cycles": int(table_cycles),
     "verdicts": verdicts,
-    "removal_ms": {"count": len(removal), "p50": rank(50), "p99": rank(99),
-                   "max": removal[-1] if removal else None},
+    "removal_ms": dict(zip(("count", "p50", "p99", "max"),
+                           (int(removal.group(1)), *map(float, removal.groups()[1:])))) if removal else None,
     "cycle_step_mean_ms": step_means,
     "load": None if load is None else {k: load.get(k) for k in
              ("threads", "duration_s", "calls", "ok", "enodev", "other_errors", "wrong_answers")}
@@ -90,7 +91,8 @@ result = {
 json.dump(result, open("bench/soak.json", "w"), indent=2)
 open("bench/soak.json", "a").write("\n")
 l = result["load"] or {}
-print(f"soak: {cycles} cycles, removal p50/p99/max {rank(50)}/{rank(99)}/{result['removal_ms']['max']} ms, "
+r = result["removal_ms"] or {}
+print(f"soak: {cycles} cycles, removal p50/p99/max {r.get('p50')}/{r.get('p99')}/{r.get('max')} ms, "
       f"a cycle's steps (mean ms) {step_means}; "
       f"{l.get('calls')} calls, ok {l.get('ok')}, ENODEV {l.get('enodev')}, other {l.get('other_errors')}, "
       f"wrong {l.get('wrong_answers')}, {l.get('instance_ids')} instance ids; failure points {points}; "

@@ -579,10 +579,9 @@ test_cycles() {
 	[ "$LOAD_RC" -eq 0 ] || fail "rmc-load exit $LOAD_RC: $(grep FAIL "$TMP/load.txt")" || return
 	s=$(rmc_ctl stats)
 	ktap_print_msg "counters: $s"
-	# make soak keeps the raw figures (RESULTS_DIR): per-cycle removal times, the load's report.
-	[ -z "${RESULTS_DIR:-}" ] || cp "$TMP/removal_ms" "$TMP/cycle_ms" "$TMP/load.json" "$RESULTS_DIR/" ||
-		fail "copying the results to $RESULTS_DIR failed" || return
-	[ -z "${RESULTS_DIR:-}" ] || echo "$s" >"$RESULTS_DIR/stats.txt"
+	# make soak reads the figures above from the KTAP, and the load's report from RESULTS_DIR.
+	[ -z "${RESULTS_DIR:-}" ] || cp "$TMP/load.json" "$RESULTS_DIR/" ||
+		fail "copying the load's report to $RESULTS_DIR failed" || return
 	[ "$(field refs_taken " $s")" = "$(field refs_released " $s")" ] ||
 		fail "references taken != released: $s" || return
 	[ "$(field refs_held " $s")" = 0 ] || fail "references still held: $s" || return
@@ -804,7 +803,6 @@ test_bad_input() {
 	[ $rc -eq 0 ] || fail "random requests found an undocumented outcome or a wrong answer"
 }
 
-# The consumer cannot go while a provider is registered, nor while its device is open.
 # kmemleak after the cases above: two scans (its documentation advises a second one, objects
 # younger than 5 s are not reported) with the pair loaded, so that the module frames of a
 # backtrace resolve to names. A leak fails the case if its backtrace is in either module or in
@@ -830,6 +828,7 @@ test_kmemleak_clean() {
 	[ -z "$leaks" ] || { printf '%s\n' "$leaks" | head -n 40 | sed 's/^/#   /'; fail "kmemleak reports leaks of the modules"; }
 }
 
+# The consumer cannot go while a provider is registered, nor while its device is open.
 test_consumer_cannot_go_first() {
 	local err
 	ensure_pair || fail "loading the pair failed" || return

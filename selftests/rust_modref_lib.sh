@@ -164,30 +164,29 @@ text() {
 	return $rc
 }
 
-# field NAME TEXT: the value of the first NAME=... word in TEXT (any line); bash alone.
-field() {
-	local w words
-	read -r -a words <<<"${2//$'\n'/ }"
-	for w in "${words[@]}"; do
-		[[ $w != "$1="* ]] || { echo "${w#*=}"; return 0; }
+# field_into VAR NAME TEXT: VAR = the value of the first NAME=... word in TEXT (any line), or
+# empty; no fork. field NAME TEXT prints it.
+field_into() {
+	local _fi_w _fi_words
+	printf -v "$1" %s ""
+	read -r -a _fi_words <<<"${3//$'\n'/ }"
+	for _fi_w in "${_fi_words[@]}"; do
+		[[ $_fi_w != "$2="* ]] || { printf -v "$1" %s "${_fi_w#*=}"; return 0; }
 	done
 }
+field() { local v; field_into v "$1" "$2"; [ -z "$v" ] || echo "$v"; }
 
-# stat_of COUNTER [TABLE]: one counter of the text `stats` answer (total, or TABLE's), 0 if there
-# is none. Builtins only: under load a process start costs a second or more in a TCG guest, and
-# the cases poll this.
-# stat_into VAR COUNTER [TABLE] sets VAR without a fork (for polling loops).
+# stat_into VAR COUNTER [TABLE]: VAR = one counter of the text `stats` answer (total, or
+# TABLE's), 0 if there is none; no fork (under load a process start costs a second or more in a
+# TCG guest, and the cases poll this). stat_of COUNTER [TABLE] prints it.
 stat_into() {
-	local _si_line="" _si_w _si_words
+	local _si_line=""
 	if exec 5<>$DEV; then
 		echo "stats${3:+ $3}" 2>/dev/null >&5 && read -r _si_line <&5
 		exec 5<&-
 	fi 2>/dev/null
-	printf -v "$1" %s 0
-	read -r -a _si_words <<<"$_si_line"
-	for _si_w in "${_si_words[@]}"; do
-		[[ $_si_w != "$2="* ]] || { printf -v "$1" %s "${_si_w#*=}"; return 0; }
-	done
+	field_into "$1" "$2" "$_si_line"
+	[ -n "${!1}" ] || printf -v "$1" %s 0
 }
 stat_of() { local v; stat_into v "$@"; echo "$v"; }
 
