@@ -14,13 +14,12 @@
 #   make help       this list
 #   make clean
 #
-# Variables: KDIR=<your Rust-enabled kernel build>, KVER=7.3, LLVM=-19, VM_CPUS=4, VM_TIMEOUT=...,
-#            KFLAVOR=debug|fast|inline (inline: fast + C helpers inlined into Rust, INLINE_RUSTC=1.85.0)
+# Variables: KDIR=<your Rust-enabled kernel build>, KVER, LLVM, KFLAVOR=debug|fast|inline (inline:
+#            fast + C helpers inlined into Rust, with INLINE_RUSTC), VM_CPUS=4, VM_TIMEOUT=...;
+#            the defaults are in scripts/defaults.mk
 
-KVER ?= 7.3
-LLVM ?= -19
-KFLAVOR ?= debug
-export KVER LLVM KFLAVOR
+include $(dir $(lastword $(MAKEFILE_LIST)))scripts/defaults.mk
+export KVER LLVM KFLAVOR INLINE_RUSTC
 
 BUILD := $(CURDIR)/build
 ifeq ($(origin KDIR),undefined)
@@ -33,8 +32,6 @@ endif
 KMAKE = $(RUST_ENV) $(MAKE) -C $$(readlink -f $(KDIR)) M=$(CURDIR) LLVM=$(LLVM)
 # KFLAVOR=inline builds kernel and modules with a rustc on clang's LLVM version (scripts/kernel.sh);
 # only the kernel and module builds use it, the tools keep the default toolchain.
-INLINE_RUSTC ?= 1.85.0
-export INLINE_RUSTC
 ifeq ($(KFLAVOR),inline)
 RUST_ENV := RUSTUP_TOOLCHAIN=$(INLINE_RUSTC)
 endif

@@ -13,8 +13,8 @@ set -uo pipefail
 
 boots=${BOOTS:-30}
 [[ $boots =~ ^[1-9][0-9]*$ ]] || die "BOOTS must be a positive number, not '$boots'"
-export KDIR=$(readlink -f "${KDIR:-$RMR_BUILD/kdir}")
-out="$RMR_BUILD/boot-report"
+export KDIR=$(readlink -f "${KDIR:-$RUST_MODREF_BUILD/kdir}")
+out="$RUST_MODREF_BUILD/boot-report"
 rm -rf "$out" && mkdir -p "$out"
 
 starts=() walls=() retried=0 failed=0

@@ -4,5 +4,5 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 need cargo "rustup (https://rustup.rs)"
-cd "$RMR_TOP/tools"
+cd "$RUST_MODREF_TOP/tools"
 cargo build --release --locked --quiet 2>&1 || cargo build --release --locked

@@ -6,7 +6,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 kdir=$1
-cd "$RMR_TOP"
+cd "$RUST_MODREF_TOP"
 status=0
 
 log "modules: rustfmt (the kernel's .rustfmt.toml)"
@@ -119,7 +119,7 @@ if ! rustup run "$msrv" rustc --version >/dev/null 2>&1; then
 	rustup toolchain install "$msrv" --profile minimal >/dev/null 2>&1 ||
 		{ echo "rustup toolchain install $msrv failed"; status=1; }
 fi
-(cd tools && CARGO_TARGET_DIR="$RMR_CACHE/tools-target-$msrv" rustup run "$msrv" cargo build --release --locked --quiet) ||
+(cd tools && CARGO_TARGET_DIR="$RUST_MODREF_CACHE/tools-target-$msrv" rustup run "$msrv" cargo build --release --locked --quiet) ||
 	{ echo "the tools do not build with rustc $msrv (tools/Cargo.toml rust-version)"; status=1; }
 
 [ $status -eq 0 ] && log "check: clean" || log "check: FAILED"

@@ -7,13 +7,12 @@
 # On success build/kdir points at the kernel build tree (KDIR for the modules) and build/kernel.env
 # describes it.
 #
-# Environment: KVER (default 7.3), KFLAVOR=debug|fast|inline (default debug), LLVM (default -19),
-# INLINE_RUSTC (KFLAVOR=inline's rustc, default 1.85.0), RMR_CACHE (default ~/.cache/rust-modref),
-# RMR_REFRESH=1 to ask Debian for a newer source package.
+# Environment: KVER, KFLAVOR=debug|fast|inline, LLVM, INLINE_RUSTC (defaults: scripts/defaults.mk),
+# RUST_MODREF_CACHE (default ~/.cache/rust-modref), RUST_MODREF_REFRESH=1 to ask Debian for a
+# newer source package.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-: "${KFLAVOR:=debug}"
 case "$KFLAVOR" in
 debug) FRAGMENTS=(vm rust debug) ;;
 fast)  FRAGMENTS=(vm rust) ;;
@@ -25,7 +24,6 @@ esac
 # Inlining the C helpers links rustc's LLVM bitcode with clang's: both need the same LLVM major
 # version. Debian 12's clang-19 pairs with rustc 1.85 (LLVM 19.1.7), which the kernel still accepts.
 if [ "$KFLAVOR" = inline ]; then
-	: "${INLINE_RUSTC:=1.85.0}"
 	need rustup "rustup (https://rustup.rs)"
 	if ! rustup run "$INLINE_RUSTC" rustc --version >/dev/null 2>&1; then
 		log "rustup toolchain install $INLINE_RUSTC (for KFLAVOR=inline, about a minute)"
@@ -40,10 +38,30 @@ rustc $INLINE_RUSTC has LLVM $rust_llvm, clang$LLVM has LLVM $clang_llvm. Set IN
 rustc release built on LLVM $clang_llvm (or LLVM= to a clang matching rustc)."
 fi
 
-"$RMR_TOP/scripts/provision-host.sh"
+# --- Nothing to do? ----------------------------------------------------------------------------
+# build/kdir already built from the same inputs (toolchain versions, fragments, patches, source
+# package, all cheap to read): rebuilding the modules after an edit needs no provisioning, and
+# says nothing. Anything else changed, or missing, takes the full path below.
+src_record="$RUST_MODREF_CACHE/src/linux-source-$KVER.version"
+quick_key() {
+	{
+		echo "$KVER $KFLAVOR LLVM=$LLVM"
+		rustc -vV 2>&1; bindgen --version 2>&1; "clang$LLVM" --version 2>&1 | head -n1
+		cat "$RUST_MODREF_TOP"/kconfig/*.config "$src_record" 2>&1
+		[ ! -d "$RUST_MODREF_TOP/patches/$KVER" ] || cat "$RUST_MODREF_TOP/patches/$KVER"/*.patch
+	} | sha256sum | cut -c1-12
+}
+kdir_now=$(readlink -f "$RUST_MODREF_BUILD/kdir" 2>/dev/null || true)
+if [ -z "${RUST_MODREF_REFRESH:-}" ] && [ -n "$kdir_now" ] && [ -f "$kdir_now/.rust-modref-built" ] &&
+	grep -qx "QUICK_KEY=$(quick_key)" "$RUST_MODREF_BUILD/kernel.env" 2>/dev/null; then
+	echo "$kdir_now"
+	exit 0
+fi
+
+"$RUST_MODREF_TOP/scripts/provision-host.sh"
 
 # --- Kernel source from Debian, through a private apt configuration -------------------------------
-apt_dir="$RMR_CACHE/apt"
+apt_dir="$RUST_MODREF_CACHE/apt"
 apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
 	-o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache"
 	-o "Dir::State::status=/dev/null" -o Debug::NoLocking=1 -q)
@@ -71,8 +89,7 @@ apt_private_update() {
 		die "apt-get update with the private configuration failed, see $apt_dir/update.log"
 }
 
-src_record="$RMR_CACHE/src/linux-source-$KVER.version"
-if [ -z "${RMR_REFRESH:-}" ] && [ -s "$src_record" ] && [ -d "$(sed -n 2p "$src_record")" ]; then
+if [ -z "${RUST_MODREF_REFRESH:-}" ] && [ -s "$src_record" ] && [ -d "$(sed -n 2p "$src_record")" ]; then
 	src_pkgver=$(sed -n 1p "$src_record")
 	src_dir=$(sed -n 2p "$src_record")
 else
@@ -92,7 +109,7 @@ Pick one, e.g.:  make KVER=${avail##* }${avail:+ }test   (or point KDIR= at your
 	deb=$(ls -t "$apt_dir/cache/archives/linux-source-${KVER}_"*.deb | head -n1)
 	got=$(dpkg-deb -f "$deb" Version)
 	[ "$got" = "$src_pkgver" ] || die "downloaded $deb is version $got, expected $src_pkgver"
-	src_dir="$RMR_CACHE/src/linux-source-$KVER-$src_pkgver"
+	src_dir="$RUST_MODREF_CACHE/src/linux-source-$KVER-$src_pkgver"
 	if [ ! -f "$src_dir/Makefile" ]; then
 		log "extracting $(basename "$deb") (about 15 s)"
 		rm -rf "$src_dir.tmp" && mkdir -p "$src_dir.tmp"
@@ -109,7 +126,7 @@ kernelversion=$(make -s -C "$src_dir" kernelversion)
 # Each is applied once to the extracted source (all flavours share it) and is part of the cache
 # key. A patch that neither applies nor is already applied means a source that changed under it.
 patches=()
-[ ! -d "$RMR_TOP/patches/$KVER" ] || patches=("$RMR_TOP/patches/$KVER"/*.patch)
+[ ! -d "$RUST_MODREF_TOP/patches/$KVER" ] || patches=("$RUST_MODREF_TOP/patches/$KVER"/*.patch)
 for p in "${patches[@]}"; do
 	need patch patch
 	if patch -d "$src_dir" -p1 -R -s -f --dry-run <"$p" >/dev/null 2>&1; then
@@ -127,13 +144,13 @@ done
 key=$( {
 	echo "$KVER $src_pkgver $KFLAVOR LLVM=$LLVM"
 	rustc -vV; bindgen --version; "clang$LLVM" --version | head -n1
-	for f in "${FRAGMENTS[@]}"; do cat "$RMR_TOP/kconfig/$f.config"; done
+	for f in "${FRAGMENTS[@]}"; do cat "$RUST_MODREF_TOP/kconfig/$f.config"; done
 	[ ${#patches[@]} = 0 ] || cat "${patches[@]}"
 } | sha256sum | cut -c1-12)
-out="$RMR_CACHE/build/linux-$kernelversion-$KFLAVOR-$key"
+out="$RUST_MODREF_CACHE/build/linux-$kernelversion-$KFLAVOR-$key"
 kmake=(make -C "$src_dir" O="$out" LLVM="$LLVM" -j"$(nproc)")
 
-if [ -f "$out/.rmr-built" ]; then
+if [ -f "$out/.rust-modref-built" ]; then
 	log "kernel $kernelversion ($KFLAVOR) already built in $out"
 else
 	need "clang$LLVM" "clang$LLVM"
@@ -147,7 +164,7 @@ $(tail -n 5 "$out/rustavailable.log")"
 $(tail -n 10 "$out/config.log")"; }
 	"${kmake[@]}" tinyconfig >"$out/config.log" 2>&1 || config_failed "make tinyconfig"
 	frags=()
-	for f in "${FRAGMENTS[@]}"; do frags+=("$RMR_TOP/kconfig/$f.config"); done
+	for f in "${FRAGMENTS[@]}"; do frags+=("$RUST_MODREF_TOP/kconfig/$f.config"); done
 	(cd "$out" && "$src_dir/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" "${frags[@]}") \
 		>>"$out/config.log" 2>&1 || config_failed "merging kconfig/{$(IFS=,; echo "${FRAGMENTS[*]}")}.config"
 	"${kmake[@]}" olddefconfig >>"$out/config.log" 2>&1 || config_failed "make olddefconfig"
@@ -178,12 +195,12 @@ $(tail -n 10 "$out/config.log")"; }
 $(tail -n 20 "$out/build.log")"
 	[ -f "$out/rust/libmacros.so" ] || die "kernel built without Rust support (no rust/libmacros.so)"
 	log "kernel built in $(( $(date +%s) - start )) s"
-	date -u +%FT%TZ >"$out/.rmr-built"
+	date -u +%FT%TZ >"$out/.rust-modref-built"
 fi
 
-mkdir -p "$RMR_BUILD"
-ln -sfn "$out" "$RMR_BUILD/kdir"
-cat >"$RMR_BUILD/kernel.env" <<EOT
+mkdir -p "$RUST_MODREF_BUILD"
+ln -sfn "$out" "$RUST_MODREF_BUILD/kdir"
+cat >"$RUST_MODREF_BUILD/kernel.env" <<EOT
 KDIR=$out
 KERNELVERSION=$kernelversion
 SOURCE_PACKAGE=linux-source-$KVER $src_pkgver
@@ -191,5 +208,6 @@ KFLAVOR=$KFLAVOR
 LLVM=$LLVM
 RUSTC=$(rustc --version)
 BZIMAGE=$out/arch/x86/boot/bzImage
+QUICK_KEY=$(quick_key)
 EOT
 echo "$out"

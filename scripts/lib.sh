@@ -1,18 +1,21 @@
 # SPDX-License-Identifier: GPL-2.0
 # Shared helpers for the provisioning and VM scripts. Source it; do not run it.
 
-# Kernel version the project targets by default; `make KVER=7.4` picks another.
-: "${KVER:=7.3}"
-# Clang/LLVM suffix used for the kernel and the modules (LLVM=-19 -> clang-19, ld.lld-19, ...).
-: "${LLVM:=-19}"
+RUST_MODREF_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RUST_MODREF_BUILD="$RUST_MODREF_TOP/build"
+
+# KVER, LLVM, KFLAVOR, INLINE_RUSTC: scripts/defaults.mk, unless the environment sets them.
+while read -r _name _op _value; do
+	[ "$_op" = "?=" ] || continue
+	[ -n "${!_name:-}" ] || printf -v "$_name" %s "$_value"
+	export "${_name?}"
+done <"$RUST_MODREF_TOP/scripts/defaults.mk"
+unset _name _op _value
 # Everything big lives outside the repository, keyed so that reruns are free.
-: "${RMR_CACHE:=${XDG_CACHE_HOME:-$HOME/.cache}/rust-modref}"
-export KVER LLVM RMR_CACHE
+: "${RUST_MODREF_CACHE:=${XDG_CACHE_HOME:-$HOME/.cache}/rust-modref}"
+export RUST_MODREF_CACHE
 export LIBCLANG_PATH="${LIBCLANG_PATH:-/usr/lib/llvm${LLVM}/lib}"
 export PATH="$HOME/.cargo/bin:$PATH"
-
-RMR_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-RMR_BUILD="$RMR_TOP/build"
 
 _t0=$(date +%s)
 log()  { printf '[%4ds] %s\n' $(( $(date +%s) - _t0 )) "$*" >&2; }

@@ -80,16 +80,16 @@ if ! command -v bindgen >/dev/null || ! version_ge "$(bindgen --version | awk '{
 fi
 
 # virtme-ng, pinned, in a private venv so the system Python is never touched.
-venv="$RMR_CACHE/venv-virtme-ng-$VIRTME_NG_VERSION"
+venv="$RUST_MODREF_CACHE/venv-virtme-ng-$VIRTME_NG_VERSION"
 if [ $check = 1 ]; then
 	[ -x "$venv/bin/vng" ] || echo "provision-host --check: would install virtme-ng $VIRTME_NG_VERSION into $venv"
 	exit 0
 fi
 if [ ! -x "$venv/bin/vng" ]; then
 	log "installing virtme-ng $VIRTME_NG_VERSION from PyPI into $venv"
-	mkdir -p "$RMR_CACHE"
+	mkdir -p "$RUST_MODREF_CACHE"
 	python3 -m venv "$venv" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
 	"$venv/bin/pip" install -q "virtme-ng==$VIRTME_NG_VERSION"
 fi
-ln -sfn "$venv" "$RMR_CACHE/venv"
+ln -sfn "$venv" "$RUST_MODREF_CACHE/venv"
 log "host ready: rustc $rustc_v, $(bindgen --version), $(clang${LLVM} --version | head -n1), vng $("$venv/bin/vng" --version 2>&1 | awk '{print $NF}')"

@@ -18,8 +18,8 @@ table_cycles=${TABLE_CYCLES:-500}
 for v in "$cycles" "$table_cycles"; do
 	[[ $v =~ ^[1-9][0-9]*$ ]] || die "CYCLES and TABLE_CYCLES must be positive numbers, not '$v'"
 done
-export KDIR=$(readlink -f "${KDIR:-$RMR_BUILD/kdir}")
-out="$RMR_BUILD/soak"
+export KDIR=$(readlink -f "${KDIR:-$RUST_MODREF_BUILD/kdir}")
+out="$RUST_MODREF_BUILD/soak"
 rm -rf "$out" && mkdir -p "$out"
 cases=load_pair,cycles,withdraw_under_load,alloc_failures,kmemleak_clean,remove_in_order
 

@@ -16,9 +16,9 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
 # One kernel for all three boots, even if build/kdir is re-pointed meanwhile (make kernel KFLAVOR=...).
-export KDIR=$(readlink -f "${KDIR:-$RMR_BUILD/kdir}")
-mkdir -p "$RMR_BUILD/test"
-out="$RMR_BUILD/test"
+export KDIR=$(readlink -f "${KDIR:-$RUST_MODREF_BUILD/kdir}")
+mkdir -p "$RUST_MODREF_BUILD/test"
+out="$RUST_MODREF_BUILD/test"
 rm -f "$out"/*.ktap
 
 pass=0 failed=0 skipped=0
@@ -43,16 +43,16 @@ done
 # (TEST_CASES=...: the repository's script with -t instead.)
 ksrc=$(readlink -f "$KDIR/source" 2>/dev/null || echo "$KDIR")
 kst="$ksrc/tools/testing/selftests"
-inst="$RMR_BUILD/kselftest"
+inst="$RUST_MODREF_BUILD/kselftest"
 if [ -z "${TEST_CASES:-}" ]; then
 	[ -f "$kst/lib.mk" ] || die "no kselftest tree in $kst (KDIR's source)"
 	command -v rsync >/dev/null || die "rsync not found (Debian: apt-get install rsync); kselftest's install needs it"
 	log "kselftest: selftests/ -> $kst/rust_modref; make TARGETS=rust_modref install -> $inst"
-	rsync -rL --delete --exclude target "$RMR_TOP/selftests/" "$kst/rust_modref/" ||
+	rsync -rL --delete --exclude target "$RUST_MODREF_TOP/selftests/" "$kst/rust_modref/" ||
 		die "copying selftests/ into $kst failed"
 	rm -rf "$inst"
 	# The tools' cargo target: the repository's (make tools built it), not a second cold build.
-	make -C "$kst" TARGETS=rust_modref O="$KDIR" LLVM="${LLVM:--19}" INSTALL_PATH="$inst" 		RMC_CARGO_TARGET="$RMR_TOP/tools/target" install >"$out/kselftest-build.log" 2>&1 ||
+	make -C "$kst" TARGETS=rust_modref O="$KDIR" LLVM="${LLVM:--19}" INSTALL_PATH="$inst" 		RMC_CARGO_TARGET="$RUST_MODREF_TOP/tools/target" install >"$out/kselftest-build.log" 2>&1 ||
 		die "kselftest build/install failed; see $out/kselftest-build.log:
 $(tail -n 15 "$out/kselftest-build.log")"
 	# -p: the suite's output into a file of its own (the runner writes it to /dev/stdout, which

@@ -47,10 +47,10 @@ done
 
 fail() { echo "vm-run: $*" >&2; exit 125; }
 
-kdir=${KDIR:-$RMR_BUILD/kdir}
+kdir=${KDIR:-$RUST_MODREF_BUILD/kdir}
 bzimage="$kdir/arch/x86/boot/bzImage"
 [ -f "$bzimage" ] || fail "no kernel image at $bzimage: run 'make kernel' (or set KDIR=)"
-vng="$RMR_CACHE/venv/bin/vng"
+vng="$RUST_MODREF_CACHE/venv/bin/vng"
 [ -x "$vng" ] || vng=$(command -v vng) || fail "virtme-ng not found: run scripts/provision-host.sh"
 # vng runs its helpers (virtme-run, virtme-ng-init) from its own bin directory.
 export PATH="$(dirname "$vng"):$PATH"
@@ -65,12 +65,12 @@ case "${VM_KVM:-auto}" in
 0) ;;
 auto)
 	if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
-		probe="$RMR_CACHE/kvm-probe-$(qemu-system-x86_64 --version | head -n1 | md5sum | cut -c1-8)-$(uname -r)"
+		probe="$RUST_MODREF_CACHE/kvm-probe-$(qemu-system-x86_64 --version | head -n1 | md5sum | cut -c1-8)-$(uname -r)"
 		if [ ! -f "$probe" ]; then
 			log "probing KVM (one quick boot, at most 20 s; the result is cached in $probe)"
 			if timeout -k 2 20 qemu-system-x86_64 -enable-kvm -cpu host -m 256M -nographic -no-reboot \
-				-kernel "$bzimage" -append "console=ttyS0 panic=-1 rdinit=/rmr-no-init" 2>&1 |
-				grep -q -m1 -E 'Kernel panic|rmr-no-init'; then
+				-kernel "$bzimage" -append "console=ttyS0 panic=-1 rdinit=/rust-modref-no-init" 2>&1 |
+				grep -q -m1 -E 'Kernel panic|rust-modref-no-init'; then
 				echo 1 >"$probe"
 			else
 				echo 0 >"$probe"
@@ -83,17 +83,17 @@ esac
 accel=(--disable-kvm)
 [ "$use_kvm" = 1 ] && accel=()
 
-mkdir -p "$RMR_BUILD"
-[ -n "$log" ] || log="$RMR_BUILD/vm-$(date +%Y%m%d-%H%M%S).log"
-ln -sfn "$log" "$RMR_BUILD/vm-last.log"
+mkdir -p "$RUST_MODREF_BUILD"
+[ -n "$log" ] || log="$RUST_MODREF_BUILD/vm-$(date +%Y%m%d-%H%M%S).log"
+ln -sfn "$log" "$RUST_MODREF_BUILD/vm-last.log"
 
 kmemleak=kmemleak=off
 [ "${VM_KMEMLEAK:-0}" = 1 ] && kmemleak=kmemleak=on
 
 # The guest command runs from the repository top with the same environment knobs; its first line
 # of output tells the stall watchdog that the boot is over.
-readonly STARTED=RMR-GUEST-COMMAND-STARTED
-guest_cmd="echo $STARTED; cd $(printf %q "$RMR_TOP") && $(printf '%q ' "$@")"
+readonly STARTED=RUST-MODREF-GUEST-COMMAND-STARTED
+guest_cmd="echo $STARTED; cd $(printf %q "$RUST_MODREF_TOP") && $(printf '%q ' "$@")"
 # Warm-up: the guest's root is the host's, over 9p without a page cache, so every exec reads the
 # program and its libraries from the host again (grep 1.3 s, insmod 1.6 s a run under TCG).
 # virtme-ng puts a tmpfs overlay over /usr: touching a file there copies it up into guest memory
@@ -107,13 +107,13 @@ if [ "${VM_WARM:-1}" = 1 ]; then
 		p=$(type -P "$b") && warm_bins+=("$(readlink -f "$p")")
 	done
 	# The list goes through a file: the command travels on the kernel command line (2 KiB).
-	mkdir -p "$RMR_BUILD"
+	mkdir -p "$RUST_MODREF_BUILD"
 	{ printf '%s\n' "${warm_bins[@]}"
 		# (ldd fails for scripts such as zcat, after listing the rest.)
 		{ ldd "${warm_bins[@]}" 2>/dev/null || true; } | awk '/=> \// {print $3} /^[ \t]*\/.*ld-linux/ {print $1}'
-	} | xargs -r readlink -f | { grep '^/usr/' || true; } | sort -u >"$RMR_BUILD/vm-warm.list.$$"
-	mv "$RMR_BUILD/vm-warm.list.$$" "$RMR_BUILD/vm-warm.list"
-	guest_cmd="echo $STARTED; if [ \"\$(stat -f -c %T /usr)\" = overlayfs ]; then xargs touch -c -- <$(printf %q "$RMR_BUILD/vm-warm.list"); fi; ${guest_cmd#*; }"
+	} | xargs -r readlink -f | { grep '^/usr/' || true; } | sort -u >"$RUST_MODREF_BUILD/vm-warm.list.$$"
+	mv "$RUST_MODREF_BUILD/vm-warm.list.$$" "$RUST_MODREF_BUILD/vm-warm.list"
+	guest_cmd="echo $STARTED; if [ \"\$(stat -f -c %T /usr)\" = overlayfs ]; then xargs touch -c -- <$(printf %q "$RUST_MODREF_BUILD/vm-warm.list"); fi; ${guest_cmd#*; }"
 fi
 # Measured under TCG: the longest silence of a normal boot's kernel phase is under 4 s; in
 # userspace, udev settling is silent for 31-41 s (178 s with kmemleak) and over 120 s on a slow host.
@@ -136,11 +136,11 @@ boot() {
 	# from the start): tee keeps the whole stream, and the terminal shows all but kernel lines.
 	# setsid: its own process group, so that a stalled boot can be killed whole.
 	# timeout(1) puts itself and QEMU into a process group of their own: its id goes to LOG.pid.
-	RMR_LOG=$blog setsid bash -c '(echo $BASHPID >"$RMR_LOG.pid"; exec "$@" </dev/null 2>&1) | tee "$RMR_LOG" |
-		grep --line-buffered -vE "^\[ *[0-9]+\.[0-9]+\]|^virtme|^RMR-GUEST-COMMAND-STARTED"
-		echo "${PIPESTATUS[0]}" >"$RMR_LOG.rc"' vm-run \
+	RUST_MODREF_LOG=$blog setsid bash -c '(echo $BASHPID >"$RUST_MODREF_LOG.pid"; exec "$@" </dev/null 2>&1) | tee "$RUST_MODREF_LOG" |
+		grep --line-buffered -vE "^\[ *[0-9]+\.[0-9]+\]|^virtme|^RUST-MODREF-GUEST-COMMAND-STARTED"
+		echo "${PIPESTATUS[0]}" >"$RUST_MODREF_LOG.rc"' vm-run \
 		timeout -k 10 "$timeout" "$vng" --run "$bzimage" "${accel[@]}" --force-initramfs --force-9p \
-		--cpus "$cpus" --memory "$memory" --user root --rwdir "$RMR_TOP" ${qopts:+"--qemu-opts=$qopts"} \
+		--cpus "$cpus" --memory "$memory" --user root --rwdir "$RUST_MODREF_TOP" ${qopts:+"--qemu-opts=$qopts"} \
 		--append "panic_on_warn=0 $kmemleak${VM_APPEND:+ $VM_APPEND}" -v --exec "$guest_cmd" &
 	pid=$!
 	last_change=$(date +%s) boot_t0=$(date +%s)
