@@ -12,13 +12,10 @@ reps=${BENCH_REPS:-5}
 secs=${BENCH_SECONDS:-5}
 iters=${BENCH_ITERS:-200000}
 cd "$top" || exit 1
-. selftests/rust_modref_lib.sh # SPLAT_RE
+. selftests/rust_modref_lib.sh # SPLAT_RE, nap, now_ms, percentiles
+lib_init
 rm -rf "$raw" && mkdir -p "$raw"
 tmp=$(mktemp -d)
-exec {nap_fd}<> <(:)
-nap() { read -rt "$1" -u "$nap_fd"; }
-now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 log() { echo "bench: $*" >&2; }
 
 insmod rust_consumer.ko && insmod rust_provider.ko || exit 1
@@ -130,7 +127,7 @@ done
 	for k in "${!samples[@]}"; do
 		[ $first = 1 ] || echo ","
 		first=0
-		med=$(tr ' ' '\n' <<<"${samples[$k]}" | grep . | median)
+		med=$(tr ' ' '\n' <<<"${samples[$k]}" | grep . | percentiles 50)
 		printf '"%s": {"median_ms": %s, "samples_ms": [%s]}' "$k" "$med" "$(xargs <<<"${samples[$k]}" | tr ' ' ',')"
 	done
 	echo "}"

@@ -10,6 +10,7 @@
 # Environment: BOOTS, VM_CPUS, VM_KVM, VM_APPEND (as for vm-run.sh).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
+. "$RUST_MODREF_TOP/selftests/rust_modref_lib.sh" # percentiles
 
 boots=${BOOTS:-30}
 [[ $boots =~ ^[1-9][0-9]*$ ]] || die "BOOTS must be a positive number, not '$boots'"
@@ -48,17 +49,20 @@ for i in $(seq "$boots"); do
 	log "boot $i/$boots: guest command after $started s, whole run $wall s$(grep -q 'boot stalled after' "$out/boot-$i.err" && echo ' (a stall was retried)')"
 done
 
-# stats NUMBERS...: "min median max" of integers.
+# stats NUMBERS...: "min median max" (null null null when there are none).
 stats() {
-	[ $# -gt 0 ] || { echo "null null null"; return; }
-	printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print v[1], m, v[NR]}'
+	local r
+	r=$(printf '%s\n' "$@" | grep . | percentiles 0 50 100)
+	[ "$r" != "-/-/-" ] || r="null/null/null"
+	echo "${r//\// }"
 }
 read -r smin smed smax <<<"$(stats "${starts[@]}")"
-# Medians of the phases (tenths of a second, as integers for stats).
+# Medians of the phases, in seconds to a tenth.
 phase_median() { # FIELD
-	local v=()
-	for p in "${phases[@]}"; do v+=("$(awk -v f="$1" '{printf "%d", $f * 10}' <<<"$p")"); done
-	stats "${v[@]}" | awk '{ if ($2 == "null") print "null"; else printf "%.1f", $2 / 10 }'
+	local v=() m
+	for p in "${phases[@]}"; do v+=("$(awk -v f="$1" '{ print $f }' <<<"$p")"); done
+	m=$(printf '%s\n' "${v[@]}" | grep . | percentiles 50)
+	if [ "$m" = - ]; then echo null; else printf '%.1f' "$m"; fi
 }
 p_init=$(phase_median 1) p_udev=$(phase_median 2) p_settled=$(phase_median 3) p_script=$(phase_median 4)
 read -r wmin wmed wmax <<<"$(stats "${walls[@]}")"

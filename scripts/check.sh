@@ -106,6 +106,11 @@ got=$(. selftests/rust_modref_lib.sh && module_leaks <(echo "$report") | awk '/^
 	{ echo "module_leaks found '$got', not the named and the bare module-space frames"; status=1; }
 [ -z "$(. selftests/rust_modref_lib.sh && module_leaks /dev/null)" ] || { echo "module_leaks: leaks in an empty report"; status=1; }
 
+log "selftests: percentiles (the one shell percentile) on known input"
+got=$(. selftests/rust_modref_lib.sh && seq 100 -1 0 | percentiles && printf '4\n1\n3\n2\n' | percentiles 0 50 &&
+	printf '' | percentiles 50)
+[ "$got" = $'50/99/100\n1/2.5\n-' ] || { echo "percentiles gave '$got'"; status=1; }
+
 log "tools: cargo fmt --check, clippy -D warnings, cargo test"
 (cd tools && cargo fmt --check) || status=1
 (cd tools && cargo clippy --quiet --release --all-targets --locked -- -D warnings) || status=1

@@ -95,9 +95,9 @@ kmemleak=kmemleak=off
 readonly STARTED=RUST-MODREF-GUEST-COMMAND-STARTED
 guest_cmd="echo $STARTED; cd $(printf %q "$RUST_MODREF_TOP") && $(printf '%q ' "$@")"
 # Warm-up: the guest's root is the host's, over 9p without a page cache, so every exec reads the
-# program and its libraries from the host again (grep 1.3 s, insmod 1.6 s a run under TCG).
-# virtme-ng puts a tmpfs overlay over /usr: touching a file there copies it up into guest memory
-# once, and later execs of it cost half (0.7 s, 0.9 s). The programs the selftests run most and
+# program and its libraries from the host again. virtme-ng puts a tmpfs overlay over /usr:
+# touching a file there copies it up into guest memory once, and later execs of it read memory
+# (bench/README.md has the figures). The programs the selftests run most and
 # their libraries (ldd on the host: the guest sees the same files), ~12 MB. Only where /usr is
 # that overlay (never the host's own files); VM_WARM=0 skips it.
 if [ "${VM_WARM:-1}" = 1 ]; then

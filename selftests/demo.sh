@@ -7,7 +7,7 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 bin=$top/tools/target/release
 cd "$top" || exit 1
-. selftests/rust_modref_lib.sh # SPLAT_RE
+. selftests/rust_modref_lib.sh # SPLAT_RE, nap, ms_now, table_answers, holds_in_flight
 step() { printf '\n== %s\n' "$*"; }
 kmsg() { dmesg | grep -E 'rust_(consumer|provider):' | tail -n "${1:-2}" | sed 's/^/   kernel: /'; }
 
@@ -35,13 +35,7 @@ nap 1
 nap 1
 insmod rust_provider.ko && kmsg 2
 # Per-table counters start at registration: calls_ok > 0 means the new instance answers.
-answers() {
-	local l
-	exec 5<>/dev/rust_consumer && echo "stats rust_provider" >&5 && read -r l <&5
-	exec 5<&-
-	[[ $l =~ calls_ok=([0-9]+) ]] && [ "${BASH_REMATCH[1]}" -gt 0 ]
-}
-for _ in $(seq 200); do answers && break; nap 0.1; done
+loop_until 20 table_answers rust_provider
 nap 1
 kill -TERM $load
 wait $load
@@ -56,12 +50,11 @@ echo "   mkdir $cfg/foo; a 'hold foo 1000000' call sleeps 1 s in the table; then
 mkdir $cfg/foo || exit 1
 (exec 4<>/dev/rust_consumer; echo "hold foo 1000000" >&4; echo "   the hold: $(cat <&4)") &
 hold=$!
-held() { local l; exec 5<>/dev/rust_consumer; echo stats >&5; read -r l <&5; exec 5<&-; [[ $l == *refs_held=1* ]]; }
-for _ in $(seq 200); do held && break; nap 0.05; done
-t0=${EPOCHREALTIME/./}
+loop_until 10 holds_in_flight 1
+ms_now t0
 rmdir $cfg/foo
-t1=${EPOCHREALTIME/./}
-echo "   rmdir returned after $(( (t1 - t0) / 1000 )) ms, when the sleeping call had finished with the table"
+ms_now t1
+echo "   rmdir returned after $((t1 - t0)) ms, when the sleeping call had finished with the table"
 wait $hold
 exec 3<>/dev/rust_consumer
 echo "compute foo 1" >&3 2>/dev/null

@@ -13,12 +13,7 @@
 # load cases the tools (TOOLS_DIR: beside this script, else tools/target/release); those cases
 # skip with the reason when the tools are missing.
 #
-# Usage: rust_modref.sh [-t CASE[,CASE...]] [-l]
-#   -t  run only these cases (names as printed by -l)
-#   -l  list the cases, each with what it proves
-# Environment: MODDIR, NEG_MODDIR and NEG_DRAIN_MODDIR (negative-control builds), TOOLS_DIR,
-# CYCLES and CYCLE_TABLES (cycles case), TABLE_CYCLES (withdraw_under_load), FUZZ_COUNT
-# (bad_input), FAULT_LOAD_STEP (alloc_failures_sampled), RESULTS_DIR (raw results of cycles).
+# Usage: see usage() below (rust_modref.sh -h).
 
 set -u
 
@@ -170,15 +165,13 @@ test_load_pair() {
 # Several tables in one registry, looked up by name; a duplicate name (EEXIST) and a full registry
 # (ENOSPC) fail the provider's load and leave nothing registered.
 test_registry() {
-	local a id err
+	local a err
 	ensure_consumer || fail "insmod rust_consumer failed" || return
 	is_loaded $PROVIDER && { rmmod $PROVIDER || fail "rmmod rust_provider failed" || return; }
 	load $PROVIDER "$MODDIR" tables=3 || fail "insmod rust_provider tables=3 failed" || return
 	a=$(text list | xargs)
 	[ "$a" = "rust_provider rust_provider_1 rust_provider_2" ] || fail "list: '$a'" || return
-	a=$(text "compute rust_provider_2 7") || fail "compute on rust_provider_2: $a" || return
-	id=$(field instance "$a")
-	[ "$(field y "$a")" = "$(compute_expected 7 "$id")" ] || fail "wrong answer: $a" || return
+	compute_verified rust_provider_2 7 || return
 	a=$(text "describe rust_provider_1") || fail "describe failed: $a" || return
 	[ "$(field provider "$a")" = rust_provider_1 ] || fail "describe names another table: $a" || return
 	a=$(text stats)
@@ -201,14 +194,11 @@ test_registry() {
 
 # compute answers are right for the instance that gave them, from the shell and from threads.
 test_calls_verified() {
-	local a x=12345678901234567 id y want
+	local a id
 	ensure_pair || fail "loading the pair failed" || return
-	a=$(text "compute $PROVIDER $x") || fail "compute failed: $a" || return
-	ktap_print_msg "$a"
-	id=$(field instance "$a")
-	y=$(field y "$a")
-	want=$(compute_expected $x "$id")
-	[ "$y" = "$want" ] || fail "compute($x) = $y from instance $id, expected $want" || return
+	compute_verified $PROVIDER 12345678901234567 || return
+	ktap_print_msg "$ANSWER"
+	id=$ANSWER_ID
 	a=$(text "describe $PROVIDER") || fail "describe failed: $a" || return
 	[ "$(field instance "$a")" = "$id" ] || fail "describe reports another instance: $a" || return
 	dmesg | grep -q "rust_provider: (init) registered .*instance $id" ||
@@ -219,19 +209,6 @@ test_calls_verified() {
 	local rc=$?
 	sed 's/^/# load: /' "$TMP/load.txt"
 	[ $rc -eq 0 ] || fail "rmc-load: exit $rc"
-}
-
-# kthreads_placed: the K of each rmc_bench/K kthread that runs on CPU K now (field 39 of
-# /proc/PID/stat), into the array PLACED (PLACED[K]=1).
-kthreads_placed() {
-	local d comm st
-	for d in /proc/[0-9]*; do
-		read -r comm 2>/dev/null <"$d/comm" || continue
-		[[ $comm == rmc_bench/* ]] || continue
-		{ st=$(<"$d/stat"); } 2>/dev/null || continue
-		st=(${st##*) })
-		[ "${st[36]}" != "${comm#rmc_bench/}" ] || PLACED[${st[36]}]=1
-	done
 }
 
 # The in-kernel benchmark runs one kthread bound to each online CPU, all released together, and
@@ -333,19 +310,15 @@ test_text_kept_open() {
 	ensure_pair || fail "loading the pair failed" || return
 	exec 3<>$DEV || fail "open $DEV" || return
 	defer exec 3<&-
-	kept() { # REQUEST: write on fd 3, print the answer read from fd 3
-		echo "$1" >&3 2>/dev/null
-		cat <&3
-	}
-	a=$(kept "compute $PROVIDER 1")
+	a=$(text_on_fd3 "compute $PROVIDER 1")
 	id1=$(field instance "$a")
 	[ "$(field y "$a")" = "$(compute_expected 1 "$id1")" ] || fail "first answer: '$a'" || return
-	a=$(kept "compute nosuch 1")
+	a=$(text_on_fd3 "compute nosuch 1")
 	[ "$a" = "err 19" ] || fail "after a failed request: '$a', expected 'err 19'" || return
-	a=$(kept "frobnicate")
+	a=$(text_on_fd3 "frobnicate")
 	[ "$a" = "err 22" ] || fail "after a second failure: '$a', expected 'err 22'" || return
 	rmmod $PROVIDER || fail "rmmod rust_provider failed" || return
-	a=$(kept "compute $PROVIDER 2")
+	a=$(text_on_fd3 "compute $PROVIDER 2")
 	[ "$a" = "err 19" ] || fail "provider removed: '$a', expected 'err 19'" || return
 	load $PROVIDER || fail "reloading rust_provider failed" || return
 	echo "compute $PROVIDER 3" >&3
@@ -362,15 +335,13 @@ test_text_kept_open() {
 
 # configfs: mkdir registers a table of the live provider, rmdir withdraws it; names are checked.
 test_configfs_tables() {
-	local a id long
+	local a long
 	ensure_pair || fail "loading the pair failed" || return
 	[ -d $CONFIGFS ] || fail "$CONFIGFS missing (configfs mounted at /sys/kernel/config?)" || return
 	mkdir $CONFIGFS/foo || fail "mkdir $CONFIGFS/foo failed" || return
 	a=$(text list | xargs)
 	[ "$a" = "rust_provider foo" ] || fail "list after mkdir: '$a'" || return
-	a=$(text "compute foo 77") || fail "compute on foo: $a" || return
-	id=$(field instance "$a")
-	[ "$(field y "$a")" = "$(compute_expected 77 "$id")" ] || fail "wrong answer from foo: $a" || return
+	compute_verified foo 77 || return
 	a=$(text "describe foo") || fail "describe foo: $a" || return
 	[ "$(field provider "$a")" = foo ] || fail "describe foo names another table: $a" || return
 	# configfs pins the module that owns an item (two references per table directory).
@@ -385,7 +356,7 @@ test_configfs_tables() {
 	[ "$a" = "err 19" ] || fail "after rmdir: '$a', expected 'err 19'" || return
 	[ "$(text list | xargs)" = rust_provider ] || fail "list after rmdir: $(text list | xargs)" || return
 	[ "$(refcnt)" -eq 0 ] || fail "refcnt $(refcnt) after rmdir" || return
-	ktap_print_msg "mkdir foo answered (instance $id), EEXIST, ENAMETOOLONG, rmdir -> ENODEV"
+	ktap_print_msg "mkdir foo answered (instance $ANSWER_ID), EEXIST, ENAMETOOLONG, rmdir -> ENODEV"
 }
 
 # A table withdrawn while calls sleep in it: rmdir returns only after those calls returned
@@ -396,11 +367,7 @@ test_withdraw_drains() {
 	# (calls_failed is cumulative: bad_input's refused holds count there too.)
 	stat_into failed0 calls_failed
 	mkdir $CONFIGFS/drained || fail "mkdir $CONFIGFS/drained failed" || return
-	# Two loops of back-to-back 1 s holds, out of phase: a call sleeps in the table at every moment.
-	hold_loop_background drained
-	nap 0.5
-	hold_loop_background drained
-	loop_until 10 holds_in_flight 2 || { fail "never two holds in flight"; return; }
+	holds_overlap drained || return
 	before=$(refs_held)
 	t0=$(now_ms)
 	rmdir $CONFIGFS/drained || { fail "rmdir failed"; return; }
@@ -411,9 +378,9 @@ test_withdraw_drains() {
 	a=$(text "hold drained 1" 2>&1) && { fail "the withdrawn table answers: $a"; return; }
 	[ "$a" = "err 19" ] || { fail "after rmdir: '$a', expected 'err 19'"; return; }
 	stop_hold_loops
-	s=$(text stats)
-	[ "$(field refs_taken " $s")" = "$(field refs_released " $s")" ] || fail "counters do not balance: $s" || return
-	[ "$(field calls_failed " $s")" = "$failed0" ] || fail "a hold failed (calls_failed was $failed0): $s"
+	refs_balance || return
+	stat_into s calls_failed
+	[ "$s" = "$failed0" ] || fail "a hold failed: calls_failed $s, was $failed0"
 }
 
 # TABLE_CYCLES withdrawals and re-additions of one table under a 4-thread load on it, while
@@ -443,8 +410,7 @@ test_withdraw_under_load() {
 	[ $rc -eq 0 ] || fail "table-cycle exited $rc" || return
 	[ $src -eq 0 ] || fail "the load on rust_provider saw an error or a wrong answer: $(grep -E 'FAIL|wrong' "$TMP/steady.txt" | head -n 3)" || return
 	[ $crc -eq 0 ] || fail "the load on the cycled table saw more than ENODEV: $(grep -E 'FAIL|wrong' "$TMP/cycled.txt" | head -n 3)" || return
-	s=$(text stats)
-	[ "$(field refs_taken " $s")" = "$(field refs_released " $s")" ] || fail "counters do not balance: $s" || return
+	refs_balance || return
 	[ "$(refcnt)" -eq 0 ] || fail "refcnt $(refcnt) after the cycles"
 }
 
@@ -452,7 +418,7 @@ test_withdraw_under_load() {
 # 2, rmmod "in use"); once it is withdrawn the module goes patiently and comes back, and a new
 # table works again.
 test_withdraw_and_rmmod() {
-	local err a id
+	local err a
 	need_tools || return 0
 	ensure_pair || fail "loading the pair failed" || return
 	mkdir $CONFIGFS/a $CONFIGFS/b || fail "mkdir a b failed" || return
@@ -468,14 +434,11 @@ test_withdraw_and_rmmod() {
 	remove_patiently || return 1
 	load $PROVIDER || { fail "reloading rust_provider under load failed"; return; }
 	mkdir $CONFIGFS/a || { fail "mkdir a after the reload failed"; return; }
-	a=$(text "compute a 5") || { fail "compute a after the reload: $a"; return; }
-	id=$(field instance "$a")
-	[ "$(field y "$a")" = "$(compute_expected 5 "$id")" ] || { fail "wrong answer: $a"; return; }
+	compute_verified a 5 || return
 	rmdir $CONFIGFS/a || { fail "rmdir a failed"; return; }
 	stop_load
-	[ "$LOAD_RC" -eq 0 ] || fail "rmc-load exit $LOAD_RC: $(grep FAIL "$TMP/load.txt")" || return
-	a=$(text stats)
-	[ "$(field refs_taken " $a")" = "$(field refs_released " $a")" ] || fail "counters do not balance: $a" || return
+	load_ok || return
+	refs_balance || return
 	[ "$(refcnt)" -eq 0 ] || fail "refcnt $(refcnt) at the end"
 }
 
@@ -483,12 +446,8 @@ test_withdraw_and_rmmod() {
 test_inflight_blocks_removal() {
 	local err
 	ensure_pair || fail "loading the pair failed" || return
-	# Two loops of back-to-back 1 s holds, out of phase: a call is in flight at every moment,
-	# however long starting rmmod takes.
-	hold_loop_background
-	nap 0.5
-	hold_loop_background
-	loop_until 10 holds_in_flight 2 || { fail "never two holds in flight"; return; }
+	# A call is in flight at every moment, however long starting rmmod takes.
+	holds_overlap || return
 	local t0=$(now_ms)
 	if err=$(rmmod $PROVIDER 2>&1); then
 		fail "rmmod rust_provider succeeded while calls were in flight (after $(($(now_ms) - t0)) ms)"
@@ -519,7 +478,7 @@ test_patient_removal_under_load() {
 	ktap_print_msg "patient removal under load: ${REMOVAL_MS} ms, ${REMOVAL_ATTEMPTS} attempts (bound ${REMOVAL_BOUND_S} s)"
 	nap 0.3 # let the load see ENODEV
 	stop_load
-	[ "$LOAD_RC" -eq 0 ] || fail "rmc-load exit $LOAD_RC: $(grep FAIL "$TMP/load.txt")" || return
+	load_ok || return
 	[ "${LOAD_OK:-0}" -gt 0 ] && [ "${LOAD_ENODEV:-0}" -gt 0 ] ||
 		fail "expected both ok and ENODEV, got ok=$LOAD_OK ENODEV=$LOAD_ENODEV" || return
 	load $PROVIDER || fail "reloading rust_provider failed"
@@ -537,9 +496,8 @@ test_reload_under_load() {
 	# Per-provider counters start at registration: calls_ok > 0 means the new instance answers.
 	loop_until 10 provider_answers || { fail "no call succeeded after the reload"; return; }
 	stop_load
-	[ "$LOAD_RC" -eq 0 ] || fail "rmc-load exit $LOAD_RC: $(grep FAIL "$TMP/load.txt")"
+	load_ok
 }
-provider_answers() { local n; stat_into n calls_ok $PROVIDER; [ "$n" -gt 0 ] 2>/dev/null; }
 
 # CYCLES removals and reloads under one continuous load; afterwards every reference is back.
 test_cycles() {
@@ -576,14 +534,13 @@ test_cycles() {
 	ktap_print_msg "$CYCLES cycles, patient removal p50/p99/max $(percentiles <"$TMP/removal_ms") ms"
 	ktap_print_msg "a cycle's steps, mean ms: $(awk '{ for (i = 1; i <= 4; i++) s[i] += $i }
 		END { if (NR) printf "tables %d, rmmod-wait %d, reload %d, first answer %d", s[1] / NR, s[2] / NR, s[3] / NR, s[4] / NR }' "$TMP/cycle_ms")"
-	[ "$LOAD_RC" -eq 0 ] || fail "rmc-load exit $LOAD_RC: $(grep FAIL "$TMP/load.txt")" || return
+	load_ok || return
 	s=$(rmc_ctl stats)
 	ktap_print_msg "counters: $s"
 	# make soak reads the figures above from the KTAP, and the load's report from RESULTS_DIR.
 	[ -z "${RESULTS_DIR:-}" ] || cp "$TMP/load.json" "$RESULTS_DIR/" ||
 		fail "copying the load's report to $RESULTS_DIR failed" || return
-	[ "$(field refs_taken " $s")" = "$(field refs_released " $s")" ] ||
-		fail "references taken != released: $s" || return
+	refs_balance || return
 	[ "$(field refs_held " $s")" = 0 ] || fail "references still held: $s" || return
 	[ "$(refcnt)" -eq 0 ] || fail "/sys/module/$PROVIDER/refcnt is $(refcnt)"
 }
@@ -607,7 +564,7 @@ test_unregister_race() {
 		loop_until 10 provider_answers || { fail "cycle $i: no call succeeded after reload"; return; }
 	done
 	stop_load
-	[ "$LOAD_RC" -eq 0 ] || fail "rmc-load exit $LOAD_RC: $(grep FAIL "$TMP/load.txt")" || return
+	load_ok || return
 	unload_all
 }
 
@@ -617,11 +574,8 @@ test_removal_timeout() {
 	local rc t0 t1 base kver mrc
 	need_tools || return 0
 	ensure_pair || fail "loading the pair failed" || return
-	# Two loops of back-to-back 1 s holds, out of phase: a reference is held at every moment.
-	hold_loop_background
-	nap 0.5
-	hold_loop_background
-	loop_until 10 refcnt_at_least 2 || { fail "the holds never took two references"; return; }
+	# A reference is held at every moment.
+	holds_overlap || return
 	t0=$(now_ms)
 	rmmod_wait --wait --verbose --timeout 0.3 $PROVIDER 2>"$TMP/rmmod.err"
 	rc=$?
@@ -648,9 +602,8 @@ test_removal_timeout() {
 
 # The kselftest runner's timeout sends TERM to the suite. A nested run of the suite is stopped in
 # the middle of withdraw_under_load (a foreground table-cycle, two background loads): it must exit
-# 143 within 30 s (8.7 s measured under TCG: the cleanup's rmmods), unload the pair it loaded,
-# and start no later case.
-nested_case_started() { log_since "$LOG_MARK" | grep -q "rust_modref_selftest: case $1 start"; }
+# 143 within 30 s (the cleanup's rmmods take most of it), unload the pair it loaded, and start no
+# later case.
 test_suite_stops_on_term() {
 	local pid rc t0 ms
 	need_tools || return 0
@@ -703,13 +656,9 @@ test_suite_skips_preloaded() {
 # for N = 1, 2, ... (rmc-ctl fail-nth: /proc/thread-self/fail-nth, as syzkaller does it) until the
 # syscall runs clean. Each failure must give ENOMEM or be absorbed, leave nothing behind that
 # stops the next attempt, and put no splat in the log; afterwards the pair works.
-test_alloc_failures() { alloc_failures 1; }
-# make test's bounded version: every FAULT_LOAD_STEP-th allocation (default 8th) of each module
-# load, every allocation of the other paths.
-test_alloc_failures_sampled() { alloc_failures "${FAULT_LOAD_STEP:-8}"; }
-# alloc_failures LOAD_STEP: fail_nth on each path; module loads try every LOAD_STEP-th N.
-alloc_failures() {
-	local cfg=/sys/kernel/config/rust_provider load_step=$1
+# (ALLOC_LOAD_STEP: module loads try every ALLOC_LOAD_STEP-th N only.)
+test_alloc_failures() {
+	local cfg=/sys/kernel/config/rust_provider load_step=${ALLOC_LOAD_STEP:-1}
 	need_tools || return 0
 	[ -w /proc/thread-self/fail-nth ] ||
 		{ skip "no /proc/thread-self/fail-nth (CONFIG_FAULT_INJECTION)"; return 0; }
@@ -734,22 +683,9 @@ alloc_failures() {
 	[ ! -e $cfg/faulty ] || fail "a table directory was left behind" || return
 	rmc_ctl call $PROVIDER compute 7 >/dev/null || fail "the pair does not answer after the fault runs"
 }
-# fault_attr NAME ATTR VALUE: set /sys/kernel/debug/NAME/ATTR for the case (restored after it).
-fault_attr() {
-	local p=/sys/kernel/debug/$1/$2
-	defer write_file "$p" "$(cat "$p")"
-	write_file "$p" "$3"
-}
-write_file() { echo "$2" >"$1"; }
-# fail_nth TARGET...: rmc-ctl fail-nth TARGET; its summary goes into the KTAP as a diagnostic.
-fail_nth() {
-	local rc
-	rmc_ctl fail-nth --step "${FAULT_STEP:-1}" "$@" >"$TMP/fail-nth.txt" 2>&1
-	rc=$?
-	while read -r l; do ktap_print_msg "$l"; done <"$TMP/fail-nth.txt"
-	[ $rc -eq 0 ] || fail "fail-nth $*: $(grep -m 3 -E '^FAIL|^rmc-ctl:' "$TMP/fail-nth.txt")"
-}
-
+# make test's bounded version: every FAULT_LOAD_STEP-th allocation (default 8th) of each module
+# load, every allocation of the other paths.
+test_alloc_failures_sampled() { ALLOC_LOAD_STEP=${FAULT_LOAD_STEP:-8} test_alloc_failures; }
 # Malformed requests get the documented errno; a bounded random-request loop finds no other.
 test_bad_input() {
 	local req expect long
@@ -869,31 +805,19 @@ test_negative_control() { negative_control "$NEG_MODDIR" inflight_blocks_removal
 # rmdir return while they run, and KASAN sees them use the freed table when they wake.
 test_negative_control_drain() { negative_control "$NEG_DRAIN_MODDIR" withdraw_drains; }
 
-# negative_control DIR CASE: sets NC_RC to CASE's status against the consumer built in DIR.
-NC_RC=""
-negative_control() {
-	local dir=$1 case=$2 info
-	[ -f "$dir/$CONSUMER.ko" ] || { skip "negative-control build missing (make negative-control)"; return 0; }
-	info=$(modinfo -F negative_control "$dir/$CONSUMER.ko" 2>/dev/null)
-	[ -n "$info" ] || fail "$dir/$CONSUMER.ko has no negative_control modinfo field" || return
-	unload_all
-	mark
-	load $CONSUMER "$dir" || fail "insmod of the negative-control consumer failed" || return
-	since_mark | grep -q "UNSAFE negative-control build" ||
-		fail "the negative-control consumer did not announce itself" || return
-	load $PROVIDER || fail "insmod rust_provider failed" || return
-	ktap_print_msg "modinfo negative_control: $info; running $case against it"
-	"test_$case"
-	NC_RC=$?
-	ktap_print_msg "$case against it: ${REASON:-passed}"
-	REASON=""
-	return 0
-}
-
 # ------------------------------------------------------------------------------------------------
 # Main.
 
-usage() { sed -n '16,21p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() {
+	cat <<-EOF
+		Usage: rust_modref.sh [-t CASE[,CASE...]] [-l]
+		  -t  run only these cases (names as printed by -l)
+		  -l  list the cases, each with what it proves
+		Environment: MODDIR, NEG_MODDIR and NEG_DRAIN_MODDIR (negative-control builds), TOOLS_DIR,
+		CYCLES and CYCLE_TABLES (cycles case), TABLE_CYCLES (withdraw_under_load), FUZZ_COUNT
+		(bad_input), FAULT_LOAD_STEP (alloc_failures_sampled), RESULTS_DIR (raw results of cycles).
+	EOF
+}
 list=0
 selected=()
 while getopts ":t:lh" opt; do

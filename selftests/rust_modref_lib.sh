@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: GPL-2.0
 #
-# Helper library of the rust_modref selftest (rust_modref.sh): constants, bounded waits, the
-# per-case cleanup stack, module and device helpers, the load generators, and run_case. Sourcing
-# it only defines things; lib_init opens what the waits need. Also sourced by the host-side
-# scripts for SPLAT_RE, the one definition of "the kernel log shows something went wrong".
+# Helper library of the rust_modref selftest (rust_modref.sh holds the cases, this file every
+# helper): constants, bounded waits, the per-case cleanup stack, module and device helpers, the
+# load generators, fault injection, the negative controls, and run_case. Sourcing it only
+# defines things; lib_init opens what the waits need. Also sourced by make run (demo.sh), make
+# bench (bench/run.sh) and the host-side scripts: SPLAT_RE is the one definition of "the kernel
+# log shows something went wrong", percentiles the one percentile.
 
 # Kernel log lines that mean something went wrong in the kernel.
 SPLAT_RE='BUG:|WARNING:|Oops|KASAN:|general protection fault|possible circular locking|refcount_t:|UBSAN:|INFO: task .* blocked|detected stall|hard LOCKUP|Unable to handle|kernel BUG'
@@ -43,7 +45,7 @@ skip() {
 # waits and clocks use bash builtins: nap SECONDS sleeps by timing out a read on a pipe nobody
 # writes.
 
-lib_init() { exec {NAP_FD}<> <(:); }
+lib_init() { [ -n "${NAP_FD:-}" ] || exec {NAP_FD}<> <(:); }
 nap() { read -rt "$1" -u "$NAP_FD"; }
 # ms_now VAR: milliseconds since the epoch into VAR. No command substitution: that forks, and a
 # fork costs tens of milliseconds under load (the cycles case polls and times every step).
@@ -124,7 +126,6 @@ refcnt() {
 	read -r v <"/sys/module/$PROVIDER/refcnt" 2>/dev/null
 	echo "$v"
 }
-refcnt_at_least() { [ "$(refcnt)" -ge "$1" ]; }
 
 ensure_consumer() { is_loaded $CONSUMER || load $CONSUMER; }
 ensure_pair() { ensure_consumer && { is_loaded $PROVIDER || load $PROVIDER; }; }
@@ -151,6 +152,16 @@ compute_expected() {
 	z=$(((z ^ ((z >> 27) & 0x1fffffffff)) * 0x94d049bb133111eb))
 	z=$((z ^ ((z >> 31) & 0x1ffffffff)))
 	printf '%u\n' $z
+}
+
+# compute_verified TABLE X: `compute TABLE X` through the text interface, the answer checked in
+# bash; ANSWER is the answer, ANSWER_ID the instance that gave it.
+compute_verified() {
+	local y
+	ANSWER=$(text "compute $1 $2") || fail "compute on $1: $ANSWER" || return
+	field_into ANSWER_ID instance "$ANSWER"
+	field_into y y "$ANSWER"
+	[ "$y" = "$(compute_expected "$2" "$ANSWER_ID")" ] || fail "wrong answer from $1: $ANSWER"
 }
 
 # text REQUEST: one request through the text interface; prints the answer, returns write's status.
@@ -204,6 +215,24 @@ module_leaks() {
 # refs_held: calls in flight (they still move in the negative-control builds).
 refs_held() { stat_of refs_held; }
 holds_in_flight() { local n; stat_into n refs_held; [ "$n" -ge "${1:-1}" ] 2>/dev/null; }
+# table_answers TABLE: TABLE has answered a call since it was registered (its counters start at
+# registration: after a reload, the new instance answers).
+table_answers() { local n; stat_into n calls_ok "$1"; [ "$n" -gt 0 ] 2>/dev/null; }
+provider_answers() { table_answers $PROVIDER; }
+
+# refs_balance: every reference taken was released (the totals; no call may be in flight).
+refs_balance() {
+	local s
+	s=$(text stats)
+	[ "$(field refs_taken " $s")" = "$(field refs_released " $s")" ] ||
+		fail "references taken != released: $s"
+}
+
+# text_on_fd3 REQUEST: one request on the file the case keeps open as fd 3; prints the answer.
+text_on_fd3() {
+	echo "$1" >&3 2>/dev/null
+	cat <&3
+}
 
 # hold_loop_background [TABLE]: back-to-back 1 s holds on TABLE (default rust_provider) until
 # stopped or a hold fails (ENODEV once the table or the provider is gone). One open file, and
@@ -216,6 +245,15 @@ hold_loop_background() {
 	HOLD_LOOP_PIDS+=($!)
 	defer stop_bg $!
 }
+# holds_overlap [TABLE]: two hold loops on TABLE, half a second out of phase, so that a call
+# sleeps in the table at every moment; returns once two are in flight (fails after 10 s).
+holds_overlap() {
+	hold_loop_background "$@"
+	nap 0.5
+	hold_loop_background "$@"
+	loop_until 10 holds_in_flight 2 || fail "never two holds in flight"
+}
+
 # stop_hold_loops: bounded, each loop ends once its current hold (<= 1 s) returns.
 stop_hold_loops() {
 	local pid
@@ -261,8 +299,7 @@ need_tools() {
 	done
 }
 # local_tools: tools on a network filesystem run from a copy in $TMP. virtme-ng's 9p share has
-# no page cache: every exec read the whole binary from the host again (rmc-ctl --help: 2.2 s a
-# run in a TCG guest, 0.7 s from the copy).
+# no page cache: every exec would read the whole binary from the host again.
 local_tools() {
 	local t
 	case $(stat -f -c %T "$TOOLS_DIR" 2>/dev/null) in
@@ -293,7 +330,7 @@ rmmod_wait() { fg_cmd "$TOOLS_DIR/rmmod-wait" "$@"; }
 
 # ctl_start: one `rmc-ctl serve` for the case, a coprocess that answers a line per request, so
 # that the cycles case starts no process for a table withdrawal or a reload (under its load a
-# process start costs ~4 s in a TCG guest on the debug kernel: a cycle took 11.2 s, measured).
+# process start is the slowest step of a cycle in a TCG guest: bench/README.md).
 # ctl REQUEST...: one request ("table-cycle NAME N", "load PATH [PARAMS]"); the answer is in
 # CTL_REPLY (or why there is none); fails unless it is "ok ..." within 60 s. A server that died
 # makes ctl fail, not the suite: its pipe ends are our own copies, SIGPIPE is ignored meanwhile.
@@ -315,9 +352,7 @@ ctl() {
 }
 
 # Background load runs at nice 10 (LOAD_NICE): its threads still take every idle cycle of every
-# CPU, but the case's own steps (rmmod-wait, insmod, the checks) go first on a shared vCPU. Under
-# TCG this alone measured no gain (the host's cores are the bottleneck); the cycles case got
-# fast by polling counters with builtins (stat_of) instead of starting processes.
+# CPU, but the case's own steps (rmmod-wait, insmod, the checks) go first on a shared vCPU.
 LOAD_NICE=(nice -n 10)
 
 # start_load ARGS...: the load generator at >= 4 threads until stop_load (or the cleanup
@@ -337,6 +372,11 @@ load_running() {
 	kill -0 "$LOAD_PID" 2>/dev/null || return 0
 	stat_into n calls_ok
 	[ "$n" -gt "${LOAD_BASE_OK:-0}" ]
+}
+
+# load_ok: the stopped load generator saw only verified answers and allowed errnos.
+load_ok() {
+	[ "$LOAD_RC" -eq 0 ] || fail "rmc-load exit $LOAD_RC: $(grep FAIL "$TMP/load.txt")"
 }
 
 # stop_load: stop the generator (bounded); LOAD_RC, LOAD_OK, LOAD_ENODEV set.
@@ -366,14 +406,87 @@ remove_patiently() {
 }
 
 # ------------------------------------------------------------------------------------------------
+# The in-kernel benchmark's kthreads.
+
+# kthreads_placed: the K of each rmc_bench/K kthread that runs on CPU K now (field 39 of
+# /proc/PID/stat), into the array PLACED (PLACED[K]=1).
+kthreads_placed() {
+	local d comm st
+	for d in /proc/[0-9]*; do
+		read -r comm 2>/dev/null <"$d/comm" || continue
+		[[ $comm == rmc_bench/* ]] || continue
+		{ st=$(<"$d/stat"); } 2>/dev/null || continue
+		st=(${st##*) })
+		[ "${st[36]}" != "${comm#rmc_bench/}" ] || PLACED[${st[36]}]=1
+	done
+}
+
+# ------------------------------------------------------------------------------------------------
+# Fault injection.
+
+# fault_attr NAME ATTR VALUE: set /sys/kernel/debug/NAME/ATTR for the case (restored after it).
+fault_attr() {
+	local p=/sys/kernel/debug/$1/$2
+	defer write_file "$p" "$(cat "$p")"
+	write_file "$p" "$3"
+}
+write_file() { echo "$2" >"$1"; }
+# fail_nth TARGET...: rmc-ctl fail-nth TARGET (FAULT_STEP: every FAULT_STEP-th N); its summary
+# goes into the KTAP as a diagnostic.
+fail_nth() {
+	local rc l
+	rmc_ctl fail-nth --step "${FAULT_STEP:-1}" "$@" >"$TMP/fail-nth.txt" 2>&1
+	rc=$?
+	while read -r l; do ktap_print_msg "$l"; done <"$TMP/fail-nth.txt"
+	[ $rc -eq 0 ] || fail "fail-nth $*: $(grep -m 3 -E '^FAIL|^rmc-ctl:' "$TMP/fail-nth.txt")"
+}
+
+# ------------------------------------------------------------------------------------------------
+# Numbers.
+
+# percentiles [Q...] <NUMBERS: the Q-th percentile (0 to 100; default: 50 99 100) of one number
+# a line, for each Q, joined by "/"; linear between the two nearest ranks, as rmc::quantile does
+# (50 is the median); "-" for each Q when there are no numbers.
+percentiles() {
+	sort -g | awk -v qs="${*:-50 99 100}" '{ v[NR] = $1 } END {
+		n = split(qs, q, " ")
+		for (i = 1; i <= n; i++) {
+			r = "-"
+			if (NR) {
+				at = q[i] / 100 * (NR - 1) + 1; lo = int(at); hi = (lo < NR) ? lo + 1 : lo
+				r = v[lo] + (v[hi] - v[lo]) * (at - lo)
+			}
+			printf "%s%s", (i > 1 ? "/" : ""), r
+		}
+		print "" }'
+}
+
+# ------------------------------------------------------------------------------------------------
 # Running a case.
 
-# percentiles <NUMBERS: "p50/p99/max" of one number a line (nearest rank).
-percentiles() {
-	sort -n | awk '{v[NR] = $1} END {
-		if (!NR) { print "-/-/-"; exit }
-		r50 = int((NR * 50 + 99) / 100); r99 = int((NR * 99 + 99) / 100)
-		print v[r50] "/" v[r99] "/" v[NR] }'
+# nested_case_started CASE: the kernel log since the last mark shows that a nested run of the
+# suite started CASE.
+nested_case_started() { log_since "$LOG_MARK" | grep -q "rust_modref_selftest: case $1 start"; }
+
+# negative_control DIR CASE: runs CASE against the consumer built in DIR (a negative-control
+# build); sets NC_RC to its status, for run_case's verdict.
+negative_control() {
+	local dir=$1 case=$2 info
+	[ -f "$dir/$CONSUMER.ko" ] || { skip "negative-control build missing (make negative-control)"; return 0; }
+	info=$(modinfo -F negative_control "$dir/$CONSUMER.ko" 2>/dev/null)
+	[ -n "$info" ] || fail "$dir/$CONSUMER.ko has no negative_control modinfo field" || return
+	unload_all
+	mark
+	load $CONSUMER "$dir" || fail "insmod of the negative-control consumer failed" || return
+	since_mark | grep -q "UNSAFE negative-control build" ||
+		fail "the negative-control consumer did not announce itself" || return
+	load $PROVIDER || fail "insmod rust_provider failed" || return
+	ktap_print_msg "modinfo negative_control: $info; running $case against it"
+	"test_$case"
+	NC_RC=$?
+	ktap_print_msg "$case against it: ${REASON:-passed}"
+	REASON=""
+	return 0
 }
 
 # ktap_skip_case NAME REASON: a skipped case; the name stays stable, the reason goes in the
