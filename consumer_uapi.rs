@@ -2,26 +2,57 @@
 
 //! The userspace ABI of `/dev/rust_consumer`: ioctl numbers, argument structs and op codes.
 //!
-//! Written once, compiled twice: into the consumer module (`consumer/uapi.rs`) and into the
-//! userspace library `tools/rmc`. It therefore uses `core` only. Sizes and field offsets are
+//! Written once, compiled three times: into the consumer module (`consumer/uapi.rs`), into the
+//! provider (for the wire contract a table's answers follow: [`compute_expected`],
+//! [`HOLD_MAX_US`], [`name_buf`]) and into the userspace library `tools/rmc`, which checks every
+//! answer against the same definitions. It therefore uses `core` only. Sizes and field offsets are
 //! asserted at compile time below: a change that moves a field breaks both builds, not a user.
 //!
 //! A C view of the same ABI (the numbers are those of `_IOWR(0xB9, nr, struct ...)`):
 //!
 //! ```c
-//! struct rmc_call  { char provider[32]; __u32 op, flags; __u64 arg;     /* in */
+//! struct rmc_call  { char table[32]; __u32 op, flags; __u64 arg;        /* in */
 //!                    __u64 result, instance_id; __u32 version, reserved; };  /* 72 bytes */
-//! struct rmc_stats { char provider[32]; __u64 calls_ok, calls_enodev, calls_failed,
-//!                    refs_taken, refs_released, refs_held, providers; };     /* 88 bytes */
-//! struct rmc_bench { char provider[32]; __u32 variant, flags; __u64 iters;
+//! struct rmc_stats { char table[32]; __u64 calls_ok, calls_enodev, calls_failed,
+//!                    refs_taken, refs_released, refs_held, tables; };        /* 88 bytes */
+//! struct rmc_bench { char table[32]; __u32 variant, flags; __u64 iters;
 //!                    __u64 ns; __u32 cpu, cpus; };                           /* 64 bytes */
 //! ```
 
 // Each side uses its own part (the tools do not run benchmarks through every constant).
 #![allow(dead_code)]
 
-/// Size of a provider name buffer, including the terminating NUL.
+/// Size of a table name buffer, including the terminating NUL.
 pub const NAME_LEN: usize = 32;
+
+/// Longest `hold` a provider accepts, in microseconds; a longer one fails with `EINVAL`.
+pub const HOLD_MAX_US: u32 = 1_000_000;
+
+/// A NUL-padded name buffer, or `None` if `name` does not fit with its NUL or contains a NUL.
+pub const fn name_buf(name: &[u8]) -> Option<[u8; NAME_LEN]> {
+    if name.len() >= NAME_LEN {
+        return None;
+    }
+    let mut buf = [0u8; NAME_LEN];
+    let mut i = 0;
+    while i < name.len() {
+        if name[i] == 0 {
+            return None;
+        }
+        buf[i] = name[i];
+        i += 1;
+    }
+    Some(buf)
+}
+
+/// The answer `compute(x)` must give for a provider instance: the SplitMix64 finaliser of
+/// `x ^ instance_id`. The provider computes it, the tools verify every answer with it.
+pub const fn compute_expected(x: u64, instance_id: u64) -> u64 {
+    let mut z = (x ^ instance_id).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
 
 /// `ioctl` type byte (free in `Documentation/userspace-api/ioctl/ioctl-number.rst`).
 pub const IOC_MAGIC: u32 = 0xB9;
@@ -35,15 +66,15 @@ const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
     (dir << 30) | ((size as u32) << 16) | (IOC_MAGIC << 8) | nr
 }
 
-/// Calls an op on a named provider: `_IOWR(0xB9, 1, struct rmc_call)` = `0xc048b901`.
+/// Calls an op of a named table: `_IOWR(0xB9, 1, struct rmc_call)` = `0xc048b901`.
 pub const RMC_IOC_CALL: u32 = ioc(IOC_READ | IOC_WRITE, 1, core::mem::size_of::<CallArgs>());
-/// Reads counters, total (empty name) or of one provider: `_IOWR(0xB9, 2, struct rmc_stats)`.
+/// Reads counters, total (empty name) or of one table: `_IOWR(0xB9, 2, struct rmc_stats)`.
 pub const RMC_IOC_STATS: u32 = ioc(IOC_READ | IOC_WRITE, 2, core::mem::size_of::<Stats>());
-/// Does nothing: the benchmarks' baseline (no provider, no reference): `_IO(0xB9, 3)`.
+/// Does nothing: the benchmarks' baseline (no table, no reference): `_IO(0xB9, 3)`.
 pub const RMC_IOC_NOP: u32 = ioc(IOC_NONE, 3, 0);
 /// In-kernel microbenchmark of one variant: `_IOWR(0xB9, 4, struct rmc_bench)`.
 pub const RMC_IOC_BENCH: u32 = ioc(IOC_READ | IOC_WRITE, 4, core::mem::size_of::<BenchArgs>());
-/// `RMC_IOC_CALL`'s argument traffic without a provider or a reference; `result = arg`:
+/// `RMC_IOC_CALL`'s argument traffic without a table or a reference; `result = arg`:
 /// `_IOWR(0xB9, 5, struct rmc_call)`. Separates the cost of the discipline from the ioctl's.
 pub const RMC_IOC_ECHO: u32 = ioc(IOC_READ | IOC_WRITE, 5, core::mem::size_of::<CallArgs>());
 
@@ -63,12 +94,12 @@ pub const BENCH_DISPATCH: u32 = 2;
 /// Most iterations per thread of one `RMC_IOC_BENCH`.
 pub const BENCH_MAX_ITERS: u64 = 100_000_000;
 
-/// `struct rmc_call`: one call of an op on a named provider.
+/// `struct rmc_call`: one call of an op of a named table.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CallArgs {
-    /// In: NUL-terminated provider (table) name.
-    pub provider: [u8; NAME_LEN],
+    /// In: NUL-terminated table name.
+    pub table: [u8; NAME_LEN],
     /// In: `OP_COMPUTE`, `OP_HOLD` or `OP_DESCRIBE`.
     pub op: u32,
     /// In: must be 0.
@@ -85,15 +116,15 @@ pub struct CallArgs {
     pub reserved: u32,
 }
 
-/// `struct rmc_stats`: counters, total (empty name) or of one provider.
+/// `struct rmc_stats`: counters, total (empty name) or of one table.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// In: provider name, or empty for the totals.
-    pub provider: [u8; NAME_LEN],
+    /// In: table name, or empty for the totals.
+    pub table: [u8; NAME_LEN],
     /// Out: calls that got an answer.
     pub calls_ok: u64,
-    /// Out: calls refused with `ENODEV` (no such provider, or it is going away).
+    /// Out: calls refused with `ENODEV` (no such table, or its owner is going away).
     pub calls_enodev: u64,
     /// Out: calls the provider answered with an error.
     pub calls_failed: u64,
@@ -104,15 +135,15 @@ pub struct Stats {
     /// Out: `refs_taken - refs_released`: calls in flight (approximate while calls run).
     pub refs_held: u64,
     /// Out: tables registered now.
-    pub providers: u64,
+    pub tables: u64,
 }
 
 /// `struct rmc_bench`: one in-kernel microbenchmark run.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BenchArgs {
-    /// In: NUL-terminated provider name.
-    pub provider: [u8; NAME_LEN],
+    /// In: NUL-terminated table name.
+    pub table: [u8; NAME_LEN],
     /// In: `BENCH_BARE`, `BENCH_GET_PUT` or `BENCH_DISPATCH`.
     pub variant: u32,
     /// In: must be 0.
@@ -154,7 +185,7 @@ const _: () = {
     assert!(offset_of!(CallArgs, instance_id) == 56 && offset_of!(CallArgs, version) == 64);
     assert!(offset_of!(CallArgs, reserved) == 68);
     assert!(size_of::<Stats>() == 88);
-    assert!(offset_of!(Stats, calls_ok) == 32 && offset_of!(Stats, providers) == 80);
+    assert!(offset_of!(Stats, calls_ok) == 32 && offset_of!(Stats, tables) == 80);
     assert!(size_of::<BenchArgs>() == 64);
     assert!(offset_of!(BenchArgs, variant) == 32 && offset_of!(BenchArgs, iters) == 40);
     assert!(offset_of!(BenchArgs, ns) == 48 && offset_of!(BenchArgs, cpus) == 60);

@@ -2,28 +2,24 @@
 
 //! The contract between `rust_provider` and `rust_consumer`: an ops table and its registration.
 //!
+//! # Glossary (one word, one thing; README.md links here)
+//!
+//! - **table**: a [`ProviderOps`], one provider's ops under one name; a provider may have several.
+//! - **owner**: the module whose code the table's entries point to (`ProviderOps::owner`).
+//! - **drain**: the SRCU domain of a registry slot; a call is inside it while it uses a table.
+//! - **withdrawal**: `rust_consumer_unregister`; returns once the drain has no call left on it.
+//! - **instance**: one load of a provider module, named by its random `instance_id`.
+//!
 //! Both crates include this file (`#[path = "provider_abi.rs"] mod abi;`). The two modules are
 //! compiled separately, so nothing here may depend on Rust layout: the table is `#[repr(C)]` and
 //! its entries are `extern "C"` function pointers. Any change to [`ProviderOps`] bumps
-//! [`ABI_VERSION`]; the consumer refuses a table whose version differs.
+//! [`ABI_VERSION`]; the consumer refuses a table whose version differs. The values on the wire
+//! (names, `hold`'s bound, `compute`'s answer) are defined once, in `consumer_uapi.rs`.
 //!
 //! The dependency goes provider -> consumer only: the provider imports
 //! `rust_consumer_register` and `rust_consumer_unregister`, the consumer imports nothing
-//! from the provider. The consumer reaches the provider only through a registered table.
-//!
-//! # Lifetimes: two things are protected, by two mechanisms
-//!
-//! - The **table** (provider data, e.g. a `KBox` or per-device memory) may be withdrawn at any
-//!   time from process context: in the provider's init error path, in its exit, or while it is
-//!   live, as a driver does when its device goes away. `rust_consumer_unregister` returns only
-//!   once no call is using the table and none can start on it: calls in flight are *drained*
-//!   (they finish; new lookups get `ENODEV`). After it returns the provider may free the table.
-//! - The **code** the entries point to belongs to `owner`. Every call runs under a reference on
-//!   `owner` (`try_module_get`), so `rmmod` of a provider with calls in flight fails at once with
-//!   "in use" instead of blocking in the provider's exit, no call enters a module whose exit has
-//!   begun (or whose init has not finished), and the exit may tear down in any order.
-//!
-//! A module reference alone does not keep a table alive: it pins code, not heap memory.
+//! from the provider. Why a call may use a table and take a reference on its owner, and what
+//! each of the two protects: README.md, "Design and safety argument".
 
 // Each crate uses its own half of this file (the provider builds tables, the consumer reads them).
 #![allow(dead_code)]
@@ -33,20 +29,25 @@ use kernel::{
     ffi::c_int, //
 };
 
+#[allow(
+    unused_imports,
+    reason = "each crate uses its own half: the provider bounds `hold`, the consumer names tables"
+)]
+pub(crate) use crate::uapi::{
+    compute_expected,
+    name_buf,
+    HOLD_MAX_US,
+    NAME_LEN, //
+};
+
 /// Version of the [`ProviderOps`] layout. The consumer refuses any other version (`EINVAL`).
 pub(crate) const ABI_VERSION: u32 = 1;
-
-/// Size of a provider name buffer, including the terminating NUL.
-pub(crate) const NAME_LEN: usize = 32;
-
-/// Longest time `hold` accepts, in microseconds; larger requests fail with `EINVAL`.
-pub(crate) const HOLD_MAX_US: u32 = 1_000_000;
 
 /// What `describe` reports.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub(crate) struct ProviderInfo {
-    /// NUL-terminated provider name.
+    /// NUL-terminated name of the table called.
     pub(crate) name: [u8; NAME_LEN],
     /// Provider implementation version.
     pub(crate) version: u32,
@@ -72,7 +73,7 @@ pub(crate) struct ProviderInfo {
 pub(crate) struct ProviderOps {
     /// Must be [`ABI_VERSION`].
     pub(crate) abi_version: u32,
-    /// NUL-terminated provider name, unique in the consumer's registry.
+    /// NUL-terminated table name, unique in the consumer's registry.
     pub(crate) name: [u8; NAME_LEN],
     /// The module that owns the code and data reachable from this table.
     pub(crate) owner: *mut bindings::module,
@@ -98,12 +99,12 @@ impl ProviderOps {
         name_bytes(&self.name)
     }
 
-    /// Whether the table is called `key`, a name NUL-padded to [`NAME_LEN`] like every
-    /// registered table's (the consumer checks the padding at registration): four 8-byte
-    /// compares, inline, no call to `memcmp` (this is the registry lookup's hot path).
+    /// Whether the table is called `name`, NUL-padded to [`NAME_LEN`] like every registered
+    /// table's name (the consumer checks the padding at registration): four 8-byte compares,
+    /// inline, no call to `memcmp` (this is the registry lookup's hot path).
     #[inline]
-    pub(crate) fn has_key(&self, key: &[u8; NAME_LEN]) -> bool {
-        let (a, b) = (name_words(&self.name), name_words(key));
+    pub(crate) fn is_named(&self, name: &[u8; NAME_LEN]) -> bool {
+        let (a, b) = (name_words(&self.name), name_words(name));
         // Not `a == b`: rustc lowers array equality to a `bcmp` call.
         ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) == 0
     }
@@ -116,7 +117,7 @@ impl ProviderOps {
             && self.describe.is_some()
     }
 
-    /// Whether every byte after the name's first NUL is a NUL too (what [`Self::has_key`]
+    /// Whether every byte after the name's first NUL is a NUL too (what [`Self::is_named`]
     /// needs); false when there is no NUL at all.
     pub(crate) fn is_nul_padded(&self) -> bool {
         match self.name.iter().position(|&b| b == 0) {
@@ -140,29 +141,6 @@ pub(crate) fn name_words(buf: &[u8; NAME_LEN]) -> [u64; 4] {
 pub(crate) fn name_bytes(buf: &[u8; NAME_LEN]) -> &[u8] {
     let len = buf.iter().position(|&b| b == 0).unwrap_or(NAME_LEN);
     &buf[..len]
-}
-
-/// Builds a NUL-padded name buffer, or `None` if `name` does not fit with its NUL.
-pub(crate) const fn name_buf(name: &[u8]) -> Option<[u8; NAME_LEN]> {
-    if name.len() >= NAME_LEN {
-        return None;
-    }
-    let mut buf = [0u8; NAME_LEN];
-    let mut i = 0;
-    while i < name.len() {
-        buf[i] = name[i];
-        i += 1;
-    }
-    Some(buf)
-}
-
-/// The answer `compute(x)` must give for a provider instance: the SplitMix64 finaliser of
-/// `x ^ instance_id`. Userspace recomputes it to verify every answer (see `tools/`).
-pub(crate) const fn compute_expected(x: u64, instance_id: u64) -> u64 {
-    let mut z = (x ^ instance_id).wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// Signature of `rust_consumer_register`: returns 0 or a negative errno (`EINVAL`: a NULL or

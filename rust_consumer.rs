@@ -1,21 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A consumer module that calls providers' ops only inside the table's drain and under a
-//! reference on the provider's module.
+//! A consumer module that calls a table's ops only inside the table's drain and under a
+//! reference on the table's owner (the glossary is at the top of `provider_abi.rs`).
 //!
-//! Providers register a [`abi::ProviderOps`] table with `rust_consumer_register` and may
-//! withdraw it at any time with `rust_consumer_unregister`, which returns once no call uses the
-//! table any more. Every use of a table goes through a [`call::ProviderRef`], obtained only from
-//! [`registry::Registry::get`]: it enters the table's drain (SRCU-fast) and takes
-//! `try_module_get(owner)` when made, `module_put` and leaves the drain when dropped. While a
-//! provider or a table is going away the caller gets `ENODEV`, never a stale pointer.
+//! Providers register [`abi::ProviderOps`] tables with `rust_consumer_register` and may withdraw
+//! them at any time with `rust_consumer_unregister`, which returns once no call uses the table
+//! any more. Every use of a table goes through a [`call::TableRef`], obtained only from
+//! [`registry::Registry::get`]. While a table or its owner is going away the caller gets
+//! `ENODEV`, never a stale pointer. The safety argument: README.md, "Design and safety argument".
 //!
 //! Where things are: `consumer/module_ref.rs` the reference guard (the one place that calls
-//! `try_module_get`), `consumer/registry.rs` the registry and its safety argument,
-//! `consumer/call.rs` calling a table, `consumer/stats.rs` the counters, `consumer/srcu_fast.rs`
-//! and `consumer/percpu.rs` the per-CPU pieces 7.3's kernel crate lacks, `consumer/uapi.rs` and
-//! `consumer_uapi.rs` the ioctl ABI, `consumer/text.rs` the text interface,
-//! `consumer/bench.rs` the in-kernel benchmark.
+//! `try_module_get`), `consumer/registry.rs` the registry and its drains, `consumer/export.rs`
+//! the functions providers link against, `consumer/call.rs` calling a table,
+//! `consumer/stats.rs` the counters, `consumer/srcu_fast.rs` and `consumer/percpu.rs` the
+//! per-CPU pieces 7.3's kernel crate lacks, `consumer/uapi.rs` and `consumer_uapi.rs` the ioctl
+//! ABI, `consumer/text.rs` the text interface, `consumer/bench.rs` the in-kernel benchmark.
 //!
 //! Userspace drives calls through `/dev/rust_consumer` (mode 0600), with a line-oriented text
 //! interface for people and ioctls for programs:
@@ -25,7 +24,7 @@
 //! echo 'compute rust_provider 42' >&3; cat <&3
 //! # ok compute provider=rust_provider instance=0x... x=42 y=...
 //! echo 'hold rust_provider 500000' >&3        # sleeps 0.5 s inside the provider
-//! echo 'stats' >&3; cat <&3                    # counters, total and per provider
+//! echo 'stats' >&3; cat <&3                    # counters, total and per table
 //! ```
 //!
 //! See README.md ("Userspace interface") for every request, ioctl and errno.
@@ -56,6 +55,8 @@ mod abi;
 mod bench;
 #[path = "consumer/call.rs"]
 mod call;
+#[path = "consumer/export.rs"]
+mod export;
 #[path = "consumer/kunit.rs"]
 mod kunit;
 #[path = "consumer/module_ref.rs"]
@@ -100,11 +101,11 @@ const NEGATIVE_CONTROL: Option<&str> = if module_ref::UNSAFE_SKIP_MODULE_GET {
 };
 
 // A negative-control build says so in `modinfo` too (`modinfo -F negative_control`).
-#[cfg(rmr_unsafe_skip_module_get)]
+#[cfg(rust_modref_unsafe_skip_module_get)]
 #[link_section = ".modinfo"]
 #[used]
 static NEGATIVE_CONTROL_MODINFO: [u8; 38] = *b"negative_control=UNSAFE no module get\0";
-#[cfg(rmr_unsafe_skip_drain)]
+#[cfg(rust_modref_unsafe_skip_drain)]
 #[link_section = ".modinfo"]
 #[used]
 static NEGATIVE_CONTROL_MODINFO: [u8; 33] = *b"negative_control=UNSAFE no drain\0";

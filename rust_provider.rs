@@ -31,16 +31,8 @@
 
 use kernel::{
     bindings, configfs,
-    error::to_result,
-    ffi::c_int,
     prelude::*,
-    sync::atomic::{
-        Atomic,
-        Relaxed, //
-    },
     time::{
-        delay::fsleep,
-        Delta,
         Instant,
         Monotonic, //
     },
@@ -48,13 +40,20 @@ use kernel::{
 
 #[path = "provider_abi.rs"]
 mod abi;
+#[path = "provider/ops.rs"]
+mod ops;
+#[path = "provider/registration.rs"]
+mod registration;
 #[path = "provider/tables.rs"]
 mod tables;
+#[path = "consumer_uapi.rs"]
+#[allow(
+    unreachable_pub,
+    reason = "shared with the consumer and userspace, where it is API"
+)]
+mod uapi;
 
-use abi::{
-    ProviderInfo,
-    ProviderOps, //
-};
+use registration::Registration;
 
 module! {
     type: RustProvider,
@@ -91,111 +90,6 @@ module! {
     },
 }
 
-// The functions the consumer exports. Importing them makes the module loader record the
-// dependency provider -> consumer, so the consumer cannot be removed while this module is loaded.
-#[expect(
-    improper_ctypes,
-    reason = "`struct module` is opaque here: the table carries only its address"
-)]
-extern "C" {
-    fn rust_consumer_register(ops: *const ProviderOps) -> c_int;
-    fn rust_consumer_unregister(ops: *const ProviderOps);
-}
-
-const NAME: &[u8] = b"rust_provider";
-const VERSION: u32 = 1;
-
-/// The id of this load of the module, chosen in init before the table is registered.
-static INSTANCE_ID: Atomic<u64> = Atomic::new(0);
-
-/// Holds that ran to completion in this load of the module (logged at exit).
-static HOLDS_COMPLETED: Atomic<u64> = Atomic::new(0);
-
-fn instance_id() -> u64 {
-    INSTANCE_ID.load(Relaxed)
-}
-
-extern "C" fn compute(x: u64) -> u64 {
-    abi::compute_expected(x, instance_id())
-}
-
-extern "C" fn hold(us: u32) -> c_int {
-    let cap = module_parameters::hold_max_us.value().min(abi::HOLD_MAX_US);
-    if us > cap {
-        return EINVAL.to_errno();
-    }
-    fsleep(Delta::from_micros(i64::from(us)));
-    // Provider code touching provider data after sleeping, as real code does. Without a module
-    // reference held by the caller (the negative control), this store lands in freed module memory
-    // and the debug kernel reports it.
-    HOLDS_COMPLETED.add(1u64, Relaxed);
-    0
-}
-
-/// Fills in this instance; the consumer puts the name of the table it called in `name`.
-///
-/// # Safety
-///
-/// `info` must be valid for writing a [`ProviderInfo`].
-unsafe extern "C" fn describe(info: *mut ProviderInfo) {
-    let name = abi::name_buf(NAME).unwrap_or([0; abi::NAME_LEN]);
-    // SAFETY: The caller guarantees `info` is valid for writes (the ABI contract of `describe`).
-    unsafe {
-        info.write(ProviderInfo {
-            name,
-            version: VERSION,
-            instance_id: instance_id(),
-        })
-    };
-}
-
-/// A new table called `name`, owned by this module, with this module's ops.
-fn new_table(name: [u8; abi::NAME_LEN], owner: *mut bindings::module) -> Result<KBox<ProviderOps>> {
-    let mut ops = ProviderOps {
-        abi_version: module_parameters::abi_version.value(),
-        name,
-        owner,
-        compute: Some(compute),
-        hold: Some(hold),
-        describe: Some(describe),
-    };
-    match module_parameters::bad_table.value() {
-        1 => ops.owner = core::ptr::null_mut(),
-        2 => ops.compute = None,
-        _ => {}
-    }
-    Ok(KBox::new(ops, GFP_KERNEL)?)
-}
-
-/// An ops table registered with the consumer; withdraws it when dropped.
-///
-/// # Invariants
-///
-/// `ops` is registered with the consumer for the whole life of this value.
-pub(crate) struct Registration {
-    ops: KBox<ProviderOps>,
-}
-
-impl Registration {
-    pub(crate) fn new(ops: KBox<ProviderOps>) -> Result<Self> {
-        // SAFETY: `ops` is a valid table; it stays alive and unchanged until `Drop` below has
-        // called `rust_consumer_unregister`, because the box is owned by the returned value
-        // and never handed out mutably. On failure the consumer does not keep it.
-        to_result(unsafe { rust_consumer_register(&*ops) })?;
-        // INVARIANT: Registration succeeded just above.
-        Ok(Self { ops })
-    }
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        // SAFETY: `self.ops` is registered by the type invariant. When this returns no call
-        // uses it and none can start on it, so the box may be freed right after (`ops` is
-        // dropped once this function returns).
-        unsafe { rust_consumer_unregister(&*self.ops) };
-    }
-}
-
 #[pin_data(PinnedDrop)]
 struct RustProvider {
     /// `/sys/kernel/config/rust_provider/`: tables added and withdrawn while loaded.
@@ -212,7 +106,7 @@ impl kernel::InPlaceModule for RustProvider {
             // SAFETY: `get_random_u64` has no preconditions.
             id = unsafe { bindings::get_random_u64() };
         }
-        INSTANCE_ID.store(id, Relaxed);
+        ops::set_instance_id(id);
         let owner = module.as_ptr();
         try_pin_init!(Self {
             registrations: register_at_load(owner)?,
@@ -246,13 +140,14 @@ fn register_at_load(owner: *mut bindings::module) -> Result<KVec<Registration>> 
         let name = table_name(i)?;
         let twice = i == 0 && module_parameters::register_twice.value();
         for _ in 0..(1 + usize::from(twice)) {
-            let registration = Registration::new(new_table(name, owner)?).inspect_err(|e| {
-                pr_err!(
-                    "(init) rust_consumer refused table {}: errno {}\n",
-                    i,
-                    e.to_errno()
-                );
-            })?;
+            let registration =
+                Registration::new(ops::new_table(name, owner)?).inspect_err(|e| {
+                    pr_err!(
+                        "(init) rust_consumer refused table {}: errno {}\n",
+                        i,
+                        e.to_errno()
+                    );
+                })?;
             registrations.push(registration, GFP_KERNEL)?;
         }
     }
@@ -264,10 +159,10 @@ const MAX_TABLES: u32 = 9;
 
 /// `rust_provider` for table 0, `rust_provider_N` for table N.
 fn table_name(i: u32) -> Result<[u8; abi::NAME_LEN]> {
-    let mut name = abi::name_buf(NAME).ok_or(EINVAL)?;
+    let mut name = abi::name_buf(ops::NAME).ok_or(EINVAL)?;
     if i > 0 {
         let suffix = [b'_', b'0' + u8::try_from(i % 10).map_err(|_| EINVAL)?];
-        name.get_mut(NAME.len()..NAME.len() + 2)
+        name.get_mut(ops::NAME.len()..ops::NAME.len() + 2)
             .ok_or(EINVAL)?
             .copy_from_slice(&suffix);
     }
@@ -287,8 +182,8 @@ impl PinnedDrop for RustProvider {
             "(exit) withdrew {} table(s) in {} us, instance {:#018x}, {} holds completed\n",
             tables,
             start.elapsed().as_micros_ceil(),
-            instance_id(),
-            HOLDS_COMPLETED.load(Relaxed)
+            ops::instance_id(),
+            ops::holds_completed()
         );
     }
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `RMC_IOC_BENCH`: the in-kernel microbenchmark of the three ways to call a provider, in the
+//! `RMC_IOC_BENCH`: the in-kernel microbenchmark of the three ways to call a table, in the
 //! calling thread or in one kthread per CPU. Off the fast path: nothing else runs this code.
 
 use core::{
@@ -17,12 +17,7 @@ use kernel::{
     },
     prelude::*,
     sync::{
-        atomic::{
-            Acquire,
-            Atomic,
-            Relaxed,
-            Release, //
-        },
+        atomic::{Acquire, Atomic, Relaxed, Release},
         Completion,
     },
     time::{
@@ -77,13 +72,13 @@ const MAX_RACE_WAIT_US: u64 = 10_000_000;
 
 /// What one benchmark loop needs; the threads of a concurrent run share one.
 ///
-/// `BenchLoop` is `Sync` by its fields' types: `&ProviderOps` (`ProviderOps: Sync`), a key, and
-/// atomics. The reference that makes calling `ops` sound is not in here: the ioctl's
-/// [`crate::call::ProviderRef`] holds it for the whole run, and the run ends (every kthread has
+/// `BenchLoop` is `Sync` by its fields' types: `&ProviderOps` (`ProviderOps: Sync`), a name,
+/// and atomics. The reference that makes calling `ops` sound is not in here: the ioctl's
+/// [`crate::call::TableRef`] holds it for the whole run, and the run ends (every kthread has
 /// exited) before it is dropped.
 struct BenchLoop<'a> {
     ops: &'a ProviderOps,
-    key: &'a [u8; NAME_LEN],
+    name: &'a [u8; NAME_LEN],
     variant: Variant,
     iters: u64,
     /// Set when the run must stop early (a signal to the ioctl's caller).
@@ -121,7 +116,7 @@ impl BenchLoop<'_> {
                 }
                 Variant::Dispatch => {
                     for x in i..chunk_end {
-                        let p = Registry::global().get(self.key)?;
+                        let p = Registry::global().get(self.name)?;
                         black_box(p.compute(x));
                     }
                 }
@@ -147,11 +142,11 @@ pub(crate) fn ioctl(args: &mut BenchArgs, race_window_us: u32) -> Result {
     {
         return Err(EINVAL);
     }
-    let key = uapi::user_key(&args.provider)?;
-    let provider = Registry::global().get(&key)?;
+    let name = uapi::user_name_padded(&args.table)?;
+    let table = Registry::global().get(&name)?;
     let bench = BenchLoop {
-        ops: provider.ops(),
-        key: &key,
+        ops: table.ops(),
+        name: &name,
         variant,
         iters: args.iters,
         stop: Atomic::new(0),
@@ -161,7 +156,7 @@ pub(crate) fn ioctl(args: &mut BenchArgs, race_window_us: u32) -> Result {
         0 => bench.run()?,
         n => run_kthreads(&bench, n)?,
     };
-    drop(provider);
+    drop(table);
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Calling a provider: [`ProviderRef`], the right to use one table, and [`call`].
+//! Calling a table: [`TableRef`], the right to use one table, and [`call`].
 
 use core::ptr::NonNull;
 use kernel::prelude::*;
@@ -30,14 +30,14 @@ use crate::{
 ///
 /// Fields drop in declaration order: `module_put` happens while the drain section still keeps
 /// the `struct module` alive (the owner's exit withdraws its tables and waits for us).
-pub(crate) struct ProviderRef {
+pub(crate) struct TableRef {
     ops: NonNull<ProviderOps>,
     slot: &'static Slot,
     _module_ref: ModuleRef,
     _drain: srcu_fast::Guard<'static>,
 }
 
-impl ProviderRef {
+impl TableRef {
     /// # Invariants
     ///
     /// The caller, [`Registry::get`], passes the guard of the section in which `ops` was found
@@ -96,7 +96,7 @@ impl ProviderRef {
     }
 }
 
-impl Drop for ProviderRef {
+impl Drop for TableRef {
     #[inline]
     fn drop(&mut self) {
         // Still inside the drain section and under the reference (the fields drop after this).
@@ -109,7 +109,7 @@ impl Drop for ProviderRef {
 /// # Safety
 ///
 /// The caller must hold a reference on `ops.owner` for the duration of the call (a
-/// [`ProviderRef`] does; the benchmark's threads rely on the run's one).
+/// [`TableRef`] does; the benchmark's threads rely on the run's one).
 #[inline]
 pub(crate) unsafe fn compute(ops: &ProviderOps, x: u64) -> u64 {
     match ops.compute {
@@ -119,7 +119,7 @@ pub(crate) unsafe fn compute(ops: &ProviderOps, x: u64) -> u64 {
     }
 }
 
-/// An operation on a provider.
+/// An operation of a table.
 #[derive(Clone, Copy)]
 pub(crate) enum Op {
     Compute(u64),
@@ -133,20 +133,20 @@ pub(crate) struct Reply {
     pub(crate) result: u64,
 }
 
-/// Calls `op` on the table called `key`, inside its drain and under a reference on its owner.
-pub(crate) fn call(key: &[u8; NAME_LEN], op: Op) -> Result<Reply> {
-    let provider = Registry::global().get(key)?;
+/// Calls `op` of the table called `name`, inside its drain and under a reference on its owner.
+pub(crate) fn call(name: &[u8; NAME_LEN], op: Op) -> Result<Reply> {
+    let table = Registry::global().get(name)?;
     let mut result = 0;
     let outcome = match op {
         Op::Compute(x) => {
-            result = provider.compute(x);
+            result = table.compute(x);
             Ok(())
         }
-        Op::Hold(us) => provider.hold(us),
+        Op::Hold(us) => table.hold(us),
         Op::Describe => Ok(()),
     };
-    let info = provider.describe();
-    provider.count(match outcome {
+    let info = table.describe();
+    table.count(match outcome {
         Ok(()) => Counter::CallsOk,
         Err(_) => Counter::CallsFailed,
     });

@@ -110,8 +110,8 @@ mod tests {
             hold: None,
             describe: None,
         };
-        assert!(table.has_key(&key));
-        assert!(!table.has_key(&other));
+        assert!(table.is_named(&key));
+        assert!(!table.is_named(&other));
         assert!(table.is_nul_padded());
         assert!(!table.is_complete());
         assert_eq!(table.name(), b"foo");

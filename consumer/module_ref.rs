@@ -17,7 +17,7 @@ use kernel::bindings;
 /// True only in the first negative-control build (`build/negative-control/`): [`ModuleRef`] then
 /// takes no reference, so removal is not refused while calls are in flight and calls enter a
 /// provider whose exit has begun. Never ship this.
-pub(crate) const UNSAFE_SKIP_MODULE_GET: bool = cfg!(rmr_unsafe_skip_module_get);
+pub(crate) const UNSAFE_SKIP_MODULE_GET: bool = cfg!(rust_modref_unsafe_skip_module_get);
 
 /// A counted reference on a module: `try_module_get` when made, `module_put` when dropped.
 ///

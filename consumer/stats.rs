@@ -43,7 +43,7 @@ impl Stats {
 
     /// Adds every count of `self` into `into` and zeroes `self`. Exact only while nobody
     /// writes `self`.
-    pub(crate) fn drain_into(&self, into: &Stats) {
+    pub(crate) fn move_into(&self, into: &Stats) {
         for c in 0..NR_COUNTERS {
             let sum = self.0.take(c);
             if sum != 0 {
@@ -52,7 +52,7 @@ impl Stats {
         }
     }
 
-    /// The sum of several `Stats`, in the ABI's struct (`provider` and `providers` zero).
+    /// The sum of several `Stats`, in the ABI's struct (`table` and `tables` zero).
     pub(crate) fn sum<'a>(all: impl Iterator<Item = &'a Stats> + Clone) -> uapi::Stats {
         let sum = |c: Counter| {
             all.clone()

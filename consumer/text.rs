@@ -127,7 +127,7 @@ fn run(req: &[u8], out: &mut Answer) -> Result {
     match cmd {
         b"compute" | b"hold" | b"describe" => {
             let name = words.next().ok_or(EINVAL)?;
-            let key = abi::name_buf(name).ok_or(EINVAL)?;
+            let padded = abi::name_buf(name).ok_or(EINVAL)?;
             let op = match cmd {
                 b"compute" => Op::Compute(parse_u64(words.next().ok_or(EINVAL)?)?),
                 b"hold" => {
@@ -139,7 +139,7 @@ fn run(req: &[u8], out: &mut Answer) -> Result {
             if words.next().is_some() {
                 return Err(EINVAL);
             }
-            let reply = call(&key, op)?;
+            let reply = call(&padded, op)?;
             let id = reply.info.instance_id;
             match op {
                 Op::Compute(x) => writeln!(
@@ -175,7 +175,7 @@ fn run(req: &[u8], out: &mut Answer) -> Result {
             let total = Registry::global().stats(name)?;
             write_stats(out, name, &total).map_err(fmt_err)?;
             if name.is_empty() {
-                writeln!(out, "providers={}", total.providers).map_err(fmt_err)?;
+                writeln!(out, "tables={}", total.tables).map_err(fmt_err)?;
             }
             Ok(())
         }
@@ -183,7 +183,10 @@ fn run(req: &[u8], out: &mut Answer) -> Result {
             if words.next().is_some() {
                 return Err(EINVAL);
             }
-            Registry::global().list(out).map_err(fmt_err)
+            for name in Registry::global().names().iter() {
+                writeln!(out, "{}", BStrDisplay(name)).map_err(fmt_err)?;
+            }
+            Ok(())
         }
         _ => Err(EINVAL),
     }

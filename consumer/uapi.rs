@@ -17,7 +17,6 @@ use kernel::{
 };
 
 use crate::{
-    abi,
     call::{
         call,
         Op, //
@@ -34,14 +33,13 @@ mod defs;
 pub(crate) use defs::*;
 
 // The shared file computes the numbers itself (it cannot use the kernel crate): check them
-// against the kernel's own macros, and its name length against the provider ABI's.
+// against the kernel's own macros.
 const _: () = {
     assert!(RMC_IOC_CALL == _IOWR::<CallArgs>(IOC_MAGIC, 1));
     assert!(RMC_IOC_STATS == _IOWR::<Stats>(IOC_MAGIC, 2));
     assert!(RMC_IOC_NOP == _IO(IOC_MAGIC, 3));
     assert!(RMC_IOC_BENCH == _IOWR::<BenchArgs>(IOC_MAGIC, 4));
     assert!(RMC_IOC_ECHO == _IOWR::<CallArgs>(IOC_MAGIC, 5));
-    assert!(NAME_LEN == abi::NAME_LEN);
 };
 
 // SAFETY: `repr(C)` with integer fields only and no padding (asserted in `consumer_uapi.rs`),
@@ -68,10 +66,10 @@ pub(crate) fn user_name(buf: &[u8; NAME_LEN]) -> Result<&[u8]> {
     }
 }
 
-/// The lookup key of a NUL-terminated name from userspace: the name NUL-padded to `NAME_LEN`,
+/// A NUL-terminated name from userspace NUL-padded to `NAME_LEN` (what a lookup compares),
 /// whatever followed its NUL in the user's buffer.
-pub(crate) fn user_key(buf: &[u8; NAME_LEN]) -> Result<[u8; NAME_LEN]> {
-    abi::name_buf(user_name(buf)?).ok_or(EINVAL)
+pub(crate) fn user_name_padded(buf: &[u8; NAME_LEN]) -> Result<[u8; NAME_LEN]> {
+    name_buf(user_name(buf)?).ok_or(EINVAL)
 }
 
 /// Reads a `T` from the ioctl argument, lets `f` update it, and writes it back.
@@ -102,7 +100,7 @@ pub(crate) fn ioctl_call(arg: usize, echo: bool) -> Result<isize> {
         OP_DESCRIBE => Op::Describe,
         _ => return Err(EINVAL),
     };
-    let key = user_key(&args.provider)?;
+    let name = user_name_padded(&args.table)?;
     let out = if echo {
         CallOut {
             result: args.arg,
@@ -110,7 +108,7 @@ pub(crate) fn ioctl_call(arg: usize, echo: bool) -> Result<isize> {
             version: 0,
         }
     } else {
-        let reply = call(&key, op)?;
+        let reply = call(&name, op)?;
         CallOut {
             result: reply.result,
             instance_id: reply.info.instance_id,
@@ -128,8 +126,8 @@ pub(crate) fn ioctl_call(arg: usize, echo: bool) -> Result<isize> {
 
 /// `RMC_IOC_STATS`.
 pub(crate) fn ioctl_stats(query: &mut Stats) -> Result {
-    let mut out = Registry::global().stats(user_name(&query.provider)?)?;
-    out.provider = query.provider;
+    let mut out = Registry::global().stats(user_name(&query.table)?)?;
+    out.table = query.table;
     *query = out;
     Ok(())
 }

@@ -19,8 +19,8 @@ use kernel::{
 
 use crate::{
     abi,
-    new_table,
-    Registration, //
+    ops::new_table,
+    registration::Registration, //
 };
 
 /// The subsystem's data: the owner every table names.

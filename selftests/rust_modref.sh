@@ -175,7 +175,7 @@ test_registry() {
 	a=$(text "describe rust_provider_1") || fail "describe failed: $a" || return
 	[ "$(field provider "$a")" = rust_provider_1 ] || fail "describe names another table: $a" || return
 	a=$(text stats)
-	[ "$(field providers " $a")" = 3 ] || fail "stats: $a" || return
+	[ "$(field tables " $a")" = 3 ] || fail "stats: $a" || return
 	rmmod $PROVIDER || fail "rmmod rust_provider failed" || return
 	[ -z "$(text list)" ] || fail "tables left after rmmod: $(text list | xargs)" || return
 	for err in "register_twice=1:-17" "tables=9:-28"; do

@@ -13,7 +13,7 @@ use std::{
 };
 
 use clap::{Parser, Subcommand};
-use rmc::cli::{parse_at_least_one, DeviceArg, ProviderArg};
+use rmc::cli::{parse_at_least_one, DeviceArg, TableArg};
 
 mod plot;
 mod report;
@@ -49,7 +49,7 @@ enum Cmd {
         #[arg(long, value_enum)]
         variant: Vec<Variant>,
         #[command(flatten)]
-        provider: ProviderArg,
+        table: TableArg,
         #[command(flatten)]
         device: DeviceArg,
     },
@@ -75,7 +75,7 @@ fn main() -> ExitCode {
             exact,
             reps,
             variant,
-            provider,
+            table,
             device,
         } => device.open().and_then(|dev| {
             let plan = Plan {
@@ -85,7 +85,7 @@ fn main() -> ExitCode {
                 reps,
                 only: &variant,
             };
-            let run = run::kernel(&dev, &provider.name, &plan)?;
+            let run = run::kernel(&dev, &table.name, &plan)?;
             let json = serde_json::to_string_pretty(&run).map_err(|e| e.to_string())?;
             println!("{json}");
             Ok(())
@@ -121,13 +121,6 @@ mod tests {
             assert!(Args::try_parse_from(bad).is_err(), "{bad:?}");
         }
         assert!(Args::try_parse_from(["rmc-bench", "kernel", "--exact", "--cpus", "2"]).is_ok());
-    }
-
-    #[test]
-    fn medians() {
-        assert_eq!(run::median(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(run::median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert!(run::median(&mut []).is_nan());
     }
 
     #[test]
@@ -213,7 +206,7 @@ mod tests {
 
     #[test]
     fn no_command_line_panics() {
-        rmc::fuzz_command_lines(
+        rmc::testing::fuzz_command_lines(
             "rmc-bench",
             &[
                 "kernel",

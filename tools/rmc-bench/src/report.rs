@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::{
     plot,
-    run::{median, KernelPoint, KernelRun, Variant},
+    run::{KernelPoint, KernelRun, Variant},
 };
 
 /// `env.json`: where the run was made. Only the flavor is read; the rest is kept as written.
@@ -182,9 +182,9 @@ fn user_rounds(dir: &Path, threads: usize) -> Result<Vec<[f64; 3]>, String> {
 /// and the median of the per-round ratios.
 fn user_row(dir: &Path, threads: usize) -> Result<UserRow, String> {
     let rounds = user_rounds(dir, threads)?;
-    let med = |k: usize| median(&mut rounds.iter().map(|r| r[k]).collect::<Vec<_>>());
+    let med = |k: usize| rmc::median(&mut rounds.iter().map(|r| r[k]).collect::<Vec<_>>());
     let med_ratio = |num: usize, den: usize| {
-        median(&mut rounds.iter().map(|r| r[num] / r[den]).collect::<Vec<_>>())
+        rmc::median(&mut rounds.iter().map(|r| r[num] / r[den]).collect::<Vec<_>>())
     };
     Ok(UserRow {
         threads,

@@ -73,41 +73,31 @@ pub struct Plan<'a> {
     pub only: &'a [Variant],
 }
 
-pub fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
 /// One run: `cpus` kthreads in the consumer, one bound to each of the first `cpus` online CPUs,
 /// released together; the mean ns/op over the threads.
 fn run_point(
     dev: &Device,
-    provider: &[u8; NAME_LEN],
+    table: &[u8; NAME_LEN],
     variant: Variant,
     cpus: usize,
     iters: u64,
 ) -> Result<f64, String> {
     let n = u32::try_from(cpus).map_err(|_| format!("{cpus} CPUs: too many"))?;
-    let a = dev
-        .bench(provider, variant.number(), iters, n)
-        .map_err(|e| {
-            let hint = if e == nix::errno::Errno::EINVAL {
-                " (more CPUs than are online?)"
-            } else {
-                ""
-            };
-            format!("RMC_IOC_BENCH on {cpus} CPUs: {e}{hint}")
-        })?;
+    let a = dev.bench(table, variant.number(), iters, n).map_err(|e| {
+        let hint = if e == nix::errno::Errno::EINVAL {
+            " (more CPUs than are online?)"
+        } else {
+            ""
+        };
+        format!("RMC_IOC_BENCH on {cpus} CPUs: {e}{hint}")
+    })?;
     Ok(a.ns as f64 / (iters as f64 * cpus as f64))
 }
 
 /// Runs the plan; a table on stderr as it goes.
-pub fn kernel(dev: &Device, provider: &str, plan: &Plan) -> Result<KernelRun, String> {
-    let name = rmc::name_buf(provider).ok_or("provider name must be 1-31 bytes without NUL")?;
+pub fn kernel(dev: &Device, table: &str, plan: &Plan) -> Result<KernelRun, String> {
+    let name =
+        rmc::name_buf(table.as_bytes()).ok_or("provider name must be 1-31 bytes without NUL")?;
     let max = plan
         .cpus
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -127,7 +117,7 @@ pub fn kernel(dev: &Device, provider: &str, plan: &Plan) -> Result<KernelRun, St
             }
         }
         for (v, r) in variants.iter().zip(r) {
-            let ns = median(&mut r.clone());
+            let ns = rmc::median(&mut r.clone());
             eprintln!("{:16} cpus={n} {ns:8.1} ns/op  (reps {r:.1?})", v.name());
             points.push(KernelPoint {
                 variant: v.name().into(),

@@ -24,6 +24,8 @@ use nix::{
     kmod::{delete_module, finit_module, DeleteModuleFlags, ModuleInitFlags},
     sys::mman::{mlockall, MlockAllFlags},
 };
+use std::process::ExitCode;
+
 use rmc::{errno_name, Device, OP_COMPUTE};
 
 /// The syscall whose allocations are failed.
@@ -38,7 +40,10 @@ pub enum Target {
     /// open of the device (--device).
     Open,
     /// RMC_IOC_CALL compute on PROVIDER, on a device opened beforehand.
-    Call { provider: String },
+    Call {
+        #[arg(value_name = "PROVIDER")]
+        table: String,
+    },
     /// One text request written to the device opened beforehand.
     Text { request: String },
     /// mkdir DIR (a configfs table); a mkdir that succeeds is undone (rmdir).
@@ -106,7 +111,7 @@ struct Attempt<'a> {
     device: &'a str,
     module: Option<&'a (File, CString, CString)>,
     dev: Option<&'a Device>,
-    key: Option<&'a [u8; rmc::NAME_LEN]>,
+    name: Option<&'a [u8; rmc::NAME_LEN]>,
 }
 
 impl Attempt<'_> {
@@ -133,7 +138,10 @@ impl Attempt<'_> {
                 .map(Some)
                 .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0))),
             Target::Call { .. } => {
-                let (d, k) = (self.dev.ok_or("no device")?, self.key.ok_or("no key")?);
+                let (d, k) = (
+                    self.dev.ok_or("no device")?,
+                    self.name.ok_or("no table name")?,
+                );
                 d.call(k, OP_COMPUTE, arg).map(|_| None)
             }
             Target::Text { request } => self
@@ -178,6 +186,37 @@ fn module_name(path: &Path) -> Result<CString, String> {
     CString::new(stem.replace('-', "_")).map_err(|e| e.to_string())
 }
 
+/// `fail-nth`'s report of what [`run`] found for `target` (every `step`-th N), and its exit
+/// status.
+pub(crate) fn report(target: &Target, step: u64, found: Result<Tally, String>) -> ExitCode {
+    match found {
+        Ok(t) => {
+            let clean = t.clean_at.map_or("never".into(), |n| format!("at N={n}"));
+            let which = if step == 1 {
+                String::new()
+            } else {
+                format!(" (every {step}th)")
+            };
+            println!(
+                "fail-nth {target:?}: {} allocation(s) failed in turn{which}: {:?}, {} absorbed; ran clean {clean}",
+                t.injected, t.errnos, t.absorbed
+            );
+            for p in &t.problems {
+                println!("FAIL: {p}");
+            }
+            if t.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("rmc-ctl: fail-nth: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// Runs the attempts for `target` with N from 1 to `max_n`, every `step`-th N.
 pub fn run(
     target: &Target,
@@ -204,10 +243,10 @@ pub fn run(
         }
         _ => None,
     };
-    let key = match target {
-        Target::Call { provider } => {
-            Some(rmc::name_buf(provider).ok_or_else(|| format!("bad provider name '{provider}'"))?)
-        }
+    let name = match target {
+        Target::Call { table } => Some(
+            rmc::name_buf(table.as_bytes()).ok_or_else(|| format!("bad table name '{table}'"))?,
+        ),
         _ => None,
     };
     let ctx = Attempt {
@@ -215,7 +254,7 @@ pub fn run(
         device,
         module: module.as_ref(),
         dev: dev.as_ref(),
-        key: key.as_ref(),
+        name: name.as_ref(),
     };
     // The warm-up: the same call once with nothing armed (undone like the others). It must
     // succeed, and it faults in this path's code and stack, so that no page fault of our own

@@ -4,9 +4,14 @@
 //! verified answer or an errno the interface documents for that kind of request.
 
 use nix::errno::Errno;
-use rmc::{cli::parse_u64, errno_name, Device, Rng, NAME_LEN, OP_COMPUTE, OP_DESCRIBE, OP_HOLD};
+use std::process::ExitCode;
 
-use crate::{outcome_name, IOC_SIZE_MAX};
+use rmc::{
+    cli::{parse_u64, DeviceArg},
+    errno_name, Device, Rng, NAME_LEN, OP_COMPUTE, OP_DESCRIBE, OP_HOLD,
+};
+
+use crate::requests::{open, outcome_name, IOC_SIZE_MAX};
 
 /// Errnos the interface documents, per kind of request (README "Userspace interface").
 const TEXT_ERRNOS: &[Errno] = &[Errno::EINVAL, Errno::ENODEV];
@@ -22,14 +27,14 @@ fn hold_arg(rng: &mut Rng) -> u64 {
     }
 }
 
-fn random_word(rng: &mut Rng, provider: &str) -> Vec<u8> {
+fn random_word(rng: &mut Rng, table: &str) -> Vec<u8> {
     match rng.below(12) {
         0 => b"compute".to_vec(),
         1 => b"hold".to_vec(),
         2 => b"describe".to_vec(),
         3 => b"stats".to_vec(),
         4 => b"list".to_vec(),
-        5 => provider.as_bytes().to_vec(),
+        5 => table.as_bytes().to_vec(),
         6 => b"nosuch_provider".to_vec(),
         7 => rng.next_u64().to_string().into_bytes(),
         8 => format!("0x{:x}", rng.next_u64()).into_bytes(),
@@ -40,18 +45,18 @@ fn random_word(rng: &mut Rng, provider: &str) -> Vec<u8> {
 }
 
 /// A random text request: well-formed ones with random arguments, or random word salad.
-fn random_text(rng: &mut Rng, provider: &str) -> Vec<u8> {
+fn random_text(rng: &mut Rng, table: &str) -> Vec<u8> {
     let mut req = match rng.below(5) {
-        0 => format!("compute {provider} {}", rng.next_u64()).into_bytes(),
-        1 => format!("hold {provider} {}", hold_arg(rng)).into_bytes(),
-        2 => format!("describe {provider}").into_bytes(),
+        0 => format!("compute {table} {}", rng.next_u64()).into_bytes(),
+        1 => format!("hold {table} {}", hold_arg(rng)).into_bytes(),
+        2 => format!("describe {table}").into_bytes(),
         _ => {
             let mut v = Vec::new();
             for i in 0..rng.below(6) {
                 if i > 0 {
                     v.push(*rng.pick(b" \t\n"));
                 }
-                let w = random_word(rng, provider);
+                let w = random_word(rng, table);
                 // Never a valid long hold: it would only make the run slow.
                 if v.starts_with(b"hold") && i == 2 {
                     v.extend(hold_arg(rng).to_string().bytes());
@@ -93,14 +98,27 @@ impl Tally {
     }
 }
 
-pub(crate) fn fuzz(dev: &Device, count: u64, seed: u64, provider: &str) -> bool {
+/// `fuzz`: see `rmc-ctl fuzz --help`.
+pub(crate) fn cmd(device: &DeviceArg, count: u64, seed: u64, table: &str) -> ExitCode {
+    let dev = match open(device) {
+        Ok(dev) => dev,
+        Err(code) => return code,
+    };
+    if fuzz(&dev, count, seed, table) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn fuzz(dev: &Device, count: u64, seed: u64, table: &str) -> bool {
     let mut rng = Rng(seed);
     let mut t = Tally::default();
     let mut buf = vec![0u8; IOC_SIZE_MAX];
     for _ in 0..count {
         match rng.below(3) {
             0 => {
-                let req = random_text(&mut rng, provider);
+                let req = random_text(&mut rng, table);
                 let r = dev.text(&req);
                 if let Ok(answer) = &r {
                     check_text_answer(&req, answer, &mut t);
@@ -129,12 +147,12 @@ pub(crate) fn fuzz(dev: &Device, count: u64, seed: u64, provider: &str) -> bool 
                     0 => name.fill(b'a'),
                     1 => name[..5].copy_from_slice(b"nosuc"),
                     _ => {
-                        let n = provider.len().min(NAME_LEN);
-                        name[..n].copy_from_slice(&provider.as_bytes()[..n]);
+                        let n = table.len().min(NAME_LEN);
+                        name[..n].copy_from_slice(&table.as_bytes()[..n]);
                     }
                 }
                 let mut a = rmc::CallArgs {
-                    provider: name,
+                    table: name,
                     op,
                     flags: if rng.below(5) == 0 {
                         rng.next_u64() as u32

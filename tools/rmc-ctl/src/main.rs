@@ -7,21 +7,21 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use nix::errno::Errno;
-use rmc::{
-    cli::{parse_u64, DeviceArg},
-    errno_name, NAME_LEN, OP_COMPUTE, OP_DESCRIBE, OP_HOLD,
-};
+use rmc::cli::{parse_u64, DeviceArg};
 
 mod fail_nth;
 mod fuzz;
+mod requests;
 mod serve;
+mod table_cycle;
 
-const EXIT_HELP: &str = "\
-Exit status:
+const EXIT_HELP: &str = concat!(
+    "Exit status:
   0  the outcome matched --expect (default: success); fuzz: every outcome was documented
   1  it did not (the message says what happened)
-  2  usage error
-  3  the device could not be opened";
+",
+    rmc::exit_status_usage_and_device!()
+);
 
 /// Single requests, counters and a bounded random-request check for /dev/rust_consumer.
 #[derive(Parser, Debug)]
@@ -38,9 +38,10 @@ struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// RMC_IOC_CALL: call OP (compute, hold, describe, or a number) with ARG on PROVIDER.
+    /// RMC_IOC_CALL: call OP (compute, hold, describe, or a number) with ARG on table PROVIDER.
     Call {
-        provider: String,
+        #[arg(value_name = "PROVIDER")]
+        table: String,
         op: String,
         #[arg(default_value_t = 0)]
         arg: u64,
@@ -65,9 +66,10 @@ enum Cmd {
         #[arg(long, default_value = "buffer")]
         arg: String,
     },
-    /// RMC_IOC_STATS: counters of PROVIDER, or the totals.
+    /// RMC_IOC_STATS: counters of table PROVIDER, or the totals.
     Stats {
-        provider: Option<String>,
+        #[arg(value_name = "PROVIDER")]
+        table: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -114,228 +116,59 @@ enum Cmd {
         count: u64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        #[arg(short, long, default_value = "rust_provider")]
-        provider: String,
+        /// The table the well-formed requests name.
+        #[arg(short = 'p', long = "provider", default_value = "rust_provider")]
+        table: String,
     },
 }
-
-/// The largest argument size an ioctl number can encode (14 bits).
-const IOC_SIZE_MAX: usize = 1 << 14;
 
 fn parse_errno(s: &str) -> Result<Errno, String> {
     rmc::errno_from_name(s).ok_or_else(|| format!("unknown errno name '{s}'"))
 }
 
-/// `fail-nth`: see [`Cmd::FailNth`]; its own exit status (the device may not exist yet).
-fn fail_nth_cmd(
-    target: &fail_nth::Target,
-    device: &str,
-    allow: &[Errno],
-    max_n: u64,
-    step: u64,
-    verbose: bool,
-) -> ExitCode {
-    match fail_nth::run(target, device, allow, max_n, step, verbose) {
-        Ok(t) => {
-            let clean = t.clean_at.map_or("never".into(), |n| format!("at N={n}"));
-            let which = if step == 1 {
-                String::new()
-            } else {
-                format!(" (every {step}th)")
-            };
-            println!(
-                "fail-nth {target:?}: {} allocation(s) failed in turn{which}: {:?}, {} absorbed; ran clean {clean}",
-                t.injected, t.errnos, t.absorbed
-            );
-            for p in &t.problems {
-                println!("FAIL: {p}");
-            }
-            if t.problems.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(e) => {
-            eprintln!("rmc-ctl: fail-nth: {e}");
-            ExitCode::from(1)
-        }
-    }
-}
-
-fn op_number(op: &str) -> Result<u32, String> {
-    match op {
-        "compute" => Ok(OP_COMPUTE),
-        "hold" => Ok(OP_HOLD),
-        "describe" => Ok(OP_DESCRIBE),
-        n => n
-            .parse()
-            .map_err(|_| format!("unknown op '{op}' (compute, hold, describe or a number)")),
-    }
-}
-
-fn outcome_name<T>(r: &Result<T, Errno>) -> String {
-    match r {
-        Ok(_) => "ok".into(),
-        Err(e) => errno_name(*e),
-    }
-}
-
+/// Runs the subcommand. The single requests (call, text, ioctl, stats) return their outcome,
+/// which is then held against `--expect`; the others have exit statuses of their own.
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Cmd::FailNth {
-        target,
-        allow,
-        max_n,
-        step,
-        verbose,
-    } = &args.cmd
-    {
-        return fail_nth_cmd(target, &args.device.path, allow, *max_n, *step, *verbose);
-    }
-    if let Cmd::Serve { configfs } = &args.cmd {
-        return match serve::serve(&args.device.path, configfs) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("rmc-ctl: serve: {e}");
-                ExitCode::from(1)
-            }
-        };
-    }
-    let dev = match args.device.open() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("rmc-ctl: {e}");
-            return ExitCode::from(3);
-        }
-    };
-    let outcome: String = match &args.cmd {
+    let device = &args.device;
+    let outcome = match &args.cmd {
         Cmd::Call {
-            provider,
+            table,
             op,
             arg,
             flags,
             reserved,
             unterminated,
-        } => {
-            let op = match op_number(op) {
-                Ok(op) => op,
-                Err(e) => {
-                    eprintln!("rmc-ctl: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let mut name = [0u8; NAME_LEN];
-            let n = provider.len().min(NAME_LEN);
-            name[..n].copy_from_slice(&provider.as_bytes()[..n]);
-            if *unterminated {
-                name[n..].fill(b'x');
-            }
-            let mut a = rmc::CallArgs {
-                provider: name,
-                op,
-                flags: *flags,
-                arg: *arg,
-                reserved: *reserved,
-                ..Default::default()
-            };
-            // SAFETY: `a` is a `CallArgs` we own, the size `CALL_CMD` encodes.
-            let r = unsafe { dev.raw_ioctl(rmc::CALL_CMD, std::ptr::from_mut(&mut a) as usize) };
-            if r.is_ok() {
-                println!(
-                    "ok op={op} result={} instance={:#018x} version={}",
-                    a.result, a.instance_id, a.version
-                );
-                if op == OP_COMPUTE && a.result != rmc::compute_expected(*arg, a.instance_id) {
-                    eprintln!("rmc-ctl: wrong answer");
-                    return ExitCode::from(1);
-                }
-            }
-            outcome_name(&r)
-        }
-        Cmd::Text { request } => {
-            let r = dev.text(request.as_bytes());
-            if let Ok(a) = &r {
-                print!("{a}");
-            }
-            outcome_name(&r)
-        }
-        Cmd::Ioctl { cmd, arg } => {
-            let mut buf = vec![0u8; IOC_SIZE_MAX];
-            let ptr = match arg.as_str() {
-                "buffer" => buf.as_mut_ptr() as usize,
-                "null" => 0,
-                a => match parse_u64(a) {
-                    Ok(v) => v as usize,
-                    Err(e) => {
-                        eprintln!("rmc-ctl: {e}");
-                        return ExitCode::from(2);
-                    }
-                },
-            };
-            // SAFETY: `ptr` is null, our buffer of the largest size an ioctl number encodes, or
-            // an address the user typed to test EFAULT (their choice, documented in --help).
-            outcome_name(&unsafe { dev.raw_ioctl(*cmd, ptr) })
-        }
-        Cmd::Stats { provider, json } => {
-            let r = dev.stats(provider.as_deref().unwrap_or(""));
-            if let Ok(s) = &r {
-                if *json {
-                    println!(
-                        "{}",
-                        serde_json::json!({
-                            "calls_ok": s.calls_ok, "calls_enodev": s.calls_enodev,
-                            "calls_failed": s.calls_failed, "refs_taken": s.refs_taken,
-                            "refs_released": s.refs_released, "refs_held": s.refs_held,
-                            "providers": s.providers,
-                        })
-                    );
-                } else {
-                    println!(
-                        "calls_ok={} calls_enodev={} calls_failed={} refs_taken={} refs_released={} refs_held={} providers={}",
-                        s.calls_ok, s.calls_enodev, s.calls_failed, s.refs_taken,
-                        s.refs_released, s.refs_held, s.providers
-                    );
-                }
-            }
-            outcome_name(&r)
-        }
+        } => requests::call(device, table, op, *arg, *flags, *reserved, *unterminated),
+        Cmd::Text { request } => requests::text(device, request),
+        Cmd::Ioctl { cmd, arg } => requests::ioctl(device, *cmd, arg),
+        Cmd::Stats { table, json } => requests::stats(device, table.as_deref(), *json),
         Cmd::TableCycle {
             name,
             count,
             configfs,
+        } => return table_cycle::cmd(device, name, *count, configfs),
+        Cmd::Serve { configfs } => return serve::cmd(&device.path, configfs),
+        Cmd::FailNth {
+            target,
+            allow,
+            max_n,
+            step,
+            verbose,
         } => {
-            return match serve::table_cycle(&dev, name, *count, configfs) {
-                Ok(summary) => {
-                    println!("{summary}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("rmc-ctl: table-cycle: {e}");
-                    ExitCode::from(1)
-                }
-            };
+            // The device is opened by the target, if at all: it may not exist yet.
+            let found = fail_nth::run(target, &device.path, allow, *max_n, *step, *verbose);
+            return fail_nth::report(target, *step, found);
         }
-        Cmd::FailNth { .. } | Cmd::Serve { .. } => {
-            unreachable!("dispatched before the device is opened")
-        }
-        Cmd::Fuzz {
-            count,
-            seed,
-            provider,
-        } => {
-            return if fuzz::fuzz(&dev, *count, *seed, provider) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            };
-        }
+        Cmd::Fuzz { count, seed, table } => return fuzz::cmd(device, *count, *seed, table),
     };
-    if outcome.eq_ignore_ascii_case(&args.expect) {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("rmc-ctl: got {outcome}, expected {}", args.expect);
-        ExitCode::from(1)
+    match outcome {
+        Ok(outcome) if outcome.eq_ignore_ascii_case(&args.expect) => ExitCode::SUCCESS,
+        Ok(outcome) => {
+            eprintln!("rmc-ctl: got {outcome}, expected {}", args.expect);
+            ExitCode::from(1)
+        }
+        Err(code) => code,
     }
 }
 
@@ -345,9 +178,9 @@ mod tests {
 
     #[test]
     fn ops() {
-        assert_eq!(op_number("hold"), Ok(OP_HOLD));
-        assert_eq!(op_number("7"), Ok(7));
-        assert!(op_number("nope").is_err());
+        assert_eq!(requests::op_number("hold"), Ok(rmc::OP_HOLD));
+        assert_eq!(requests::op_number("7"), Ok(7));
+        assert!(requests::op_number("nope").is_err());
     }
 
     #[test]
@@ -372,7 +205,7 @@ mod tests {
 
     #[test]
     fn no_command_line_panics() {
-        rmc::fuzz_command_lines(
+        rmc::testing::fuzz_command_lines(
             "rmc-ctl",
             &[
                 "call",
@@ -422,7 +255,7 @@ mod tests {
                         let _ = format!("{target:?}");
                     }
                     if let Cmd::Call { op, .. } = &a.cmd {
-                        let _ = op_number(op);
+                        let _ = requests::op_number(op);
                     }
                     if let Cmd::Ioctl { arg, .. } = &a.cmd {
                         let _ = parse_u64(arg);

@@ -1,67 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `rmc-ctl serve` and the table add/withdraw cycle it shares with `rmc-ctl table-cycle`.
-//!
-//! Under a 4-thread load in a TCG guest on the debug kernel, starting a process costs about 4 s
-//! (measured in the cycles case: a one-table `table-cycle` 4.4 s, `insmod` 2.5 s, a 0.5 s
-//! removal by `rmmod-wait` 4.3 s). A selftest that runs hundreds of cycles keeps one `rmc-ctl
-//! serve` as a coprocess for its table cycles and reloads instead.
+//! `rmc-ctl serve`: table cycles and module loads on request, one line each, for a script that
+//! would otherwise start a process per step (under load a process start is the slowest step of
+//! the selftest's cycles case: the figures are in bench/README.md).
 
 use std::{
     ffi::CString,
     fs::File,
     io::{BufRead, Write},
+    process::ExitCode,
 };
 
-use nix::{
-    errno::Errno,
-    kmod::{finit_module, ModuleInitFlags},
-};
-use rmc::{errno_name, Device, OP_COMPUTE};
+use nix::kmod::{finit_module, ModuleInitFlags};
+use rmc::{errno_name, Device};
 
-/// `table-cycle`: add and withdraw table `name` `count` times (see `rmc-ctl table-cycle --help`).
-pub fn table_cycle(dev: &Device, name: &str, count: u64, configfs: &str) -> Result<String, String> {
-    let key = rmc::name_buf(name).ok_or_else(|| format!("bad table name '{name}'"))?;
-    let dir = std::path::Path::new(configfs).join(name);
-    let mut rmdir_us = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
-    for i in 1..=count {
-        std::fs::create_dir(&dir)
-            .map_err(|e| format!("cycle {i}: mkdir {}: {e}", dir.display()))?;
-        let x = i.wrapping_mul(0x9e37_79b9);
-        let a = dev
-            .call(&key, OP_COMPUTE, x)
-            .map_err(|e| format!("cycle {i}: compute on the new table: {}", errno_name(e)))?;
-        if a.result != rmc::compute_expected(x, a.instance_id) {
-            return Err(format!("cycle {i}: wrong answer {} for x={x}", a.result));
-        }
-        let t = std::time::Instant::now();
-        std::fs::remove_dir(&dir)
-            .map_err(|e| format!("cycle {i}: rmdir {}: {e}", dir.display()))?;
-        rmdir_us.push(t.elapsed().as_micros());
-        match dev.call(&key, OP_COMPUTE, x) {
-            Err(Errno::ENODEV) => {}
-            r => {
-                return Err(format!(
-                    "cycle {i}: after rmdir expected ENODEV, got {}",
-                    crate::outcome_name(&r)
-                ))
-            }
-        }
-    }
-    rmdir_us.sort_unstable();
-    let at = |q: usize| {
-        rmdir_us
-            .get(q * rmdir_us.len().saturating_sub(1) / 100)
-            .copied()
-            .unwrap_or(0)
-    };
-    Ok(format!(
-        "{count} cycles of table {name}: rmdir p50 {} us, p99 {} us, max {} us",
-        at(50),
-        at(99),
-        at(100)
-    ))
-}
+use crate::table_cycle::table_cycle;
 
 /// One request line; the answer line without its "ok "/"err " prefix.
 fn answer(line: &str, device: &str, configfs: &str) -> Result<String, String> {
@@ -85,8 +38,19 @@ fn answer(line: &str, device: &str, configfs: &str) -> Result<String, String> {
     }
 }
 
+/// `serve`: see `rmc-ctl serve --help`.
+pub(crate) fn cmd(device: &str, configfs: &str) -> ExitCode {
+    match serve(device, configfs) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rmc-ctl: serve: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// Answers requests from stdin until it closes; one line each, flushed.
-pub fn serve(device: &str, configfs: &str) -> Result<(), String> {
+fn serve(device: &str, configfs: &str) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
     // Bytes, not `lines()`: a request that is not UTF-8 gets an answer, it does not end the server.
     for line in std::io::stdin().lock().split(b'\n') {

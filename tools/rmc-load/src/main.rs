@@ -20,7 +20,7 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use nix::errno::Errno;
 use rmc::{
-    cli::{parse_seconds, DeviceArg, ProviderArg},
+    cli::{parse_seconds, DeviceArg, TableArg},
     Device, NAME_LEN, OP_COMPUTE, OP_DESCRIBE, OP_HOLD,
 };
 
@@ -28,13 +28,15 @@ mod summary;
 
 use summary::{print_human, report};
 
-const EXIT_HELP: &str = "\
+const EXIT_HELP: &str = concat!(
+    "\
 Exit status:
   0  every outcome was allowed (ok, and the errnos given to --allow) and every answer verified
   1  a disallowed errno, a wrong answer, no call answered (unless --allow-no-answer), or fewer
      instance ids than --min-instances
-  2  usage error
-  3  the device could not be opened";
+",
+    rmc::exit_status_usage_and_device!()
+);
 
 /// Load generator for /dev/rust_consumer that verifies every answer.
 #[derive(Parser, Debug)]
@@ -43,7 +45,7 @@ struct Args {
     #[command(flatten)]
     device: DeviceArg,
     #[command(flatten)]
-    provider: ProviderArg,
+    table: TableArg,
     /// Worker threads (default: number of online CPUs).
     #[arg(short = 'j', long)]
     threads: Option<usize>,
@@ -168,7 +170,7 @@ struct ThreadResult {
 
 struct Shared {
     dev: Device,
-    provider: [u8; NAME_LEN],
+    table: [u8; NAME_LEN],
     args: Args,
     stop: Arc<AtomicBool>,
     start: Instant,
@@ -201,13 +203,11 @@ fn worker(sh: &Shared, seed: u64) -> ThreadResult {
         let op = sh.args.mix.pick(rng.next_u64());
         let x = rng.next_u64();
         let res = match op {
-            0 => sh.dev.call(&sh.provider, OP_COMPUTE, x),
-            1 => sh
-                .dev
-                .call(&sh.provider, OP_HOLD, u64::from(sh.args.hold_us)),
-            2 => sh.dev.call(&sh.provider, OP_DESCRIBE, 0),
+            0 => sh.dev.call(&sh.table, OP_COMPUTE, x),
+            1 => sh.dev.call(&sh.table, OP_HOLD, u64::from(sh.args.hold_us)),
+            2 => sh.dev.call(&sh.table, OP_DESCRIBE, 0),
             3 => sh.dev.nop().map(|()| rmc::CallArgs::default()),
-            _ => sh.dev.echo(&sh.provider, x).map(|result| rmc::CallArgs {
+            _ => sh.dev.echo(&sh.table, x).map(|result| rmc::CallArgs {
                 result,
                 ..Default::default()
             }),
@@ -262,7 +262,7 @@ fn worker(sh: &Shared, seed: u64) -> ThreadResult {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let Some(provider) = rmc::name_buf(&args.provider.name) else {
+    let Some(table) = rmc::name_buf(args.table.name.as_bytes()) else {
         eprintln!("rmc-load: provider name must be 1-31 bytes without NUL");
         return ExitCode::from(2);
     };
@@ -294,7 +294,7 @@ fn main() -> ExitCode {
     let start = Instant::now();
     let shared = Shared {
         dev,
-        provider,
+        table,
         deadline: duration.and_then(|d| start.checked_add(d)),
         args,
         stop,

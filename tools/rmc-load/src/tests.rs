@@ -125,7 +125,7 @@ fn durations_and_errno_names() {
 
 #[test]
 fn no_command_line_panics() {
-    rmc::fuzz_command_lines(
+    rmc::testing::fuzz_command_lines(
         "rmc-load",
         &[
             "-j",
@@ -159,7 +159,7 @@ fn no_command_line_panics() {
             if let Ok(a) = Args::try_parse_from(argv) {
                 let _ = a.duration.map(Duration::try_from_secs_f64);
                 let _ = a.mix.pick(u64::MAX);
-                let _ = rmc::name_buf(&a.provider.name);
+                let _ = rmc::name_buf(a.table.name.as_bytes());
                 let _ = a;
             }
         },

@@ -7,6 +7,15 @@ use std::time::Duration;
 
 use crate::Device;
 
+/// The exit statuses every tool that opens the device shares, as lines of its `--help`:
+/// `concat!("Exit status:\n  0 ...\n  1 ...\n", rmc::exit_status_usage_and_device!())`.
+#[macro_export]
+macro_rules! exit_status_usage_and_device {
+    () => {
+        "  2  usage error\n  3  the device could not be opened"
+    };
+}
+
 /// `--device`: the consumer's device node.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DeviceArg {
@@ -30,9 +39,10 @@ impl DeviceArg {
     }
 }
 
-/// `-p/--provider`: the name of the table to call.
+/// `-p/--provider`: the name of the table to call (the flag keeps its name: a table is a
+/// provider's, and the default is the provider's first table).
 #[derive(clap::Args, Debug, Clone)]
-pub struct ProviderArg {
+pub struct TableArg {
     /// Provider (table name) to call.
     #[arg(
         id = "provider",

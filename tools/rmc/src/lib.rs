@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Userspace side of `/dev/rust_consumer`: the ioctl ABI (mirroring `rust_consumer.rs`) and the
-//! function every `compute` answer is verified against (mirroring `provider_abi.rs`).
+//! Userspace side of `/dev/rust_consumer`: the ioctl ABI and the wire contract every answer is
+//! verified against (both `consumer_uapi.rs`, compiled into the modules too), an open device,
+//! and what the tools share (arguments, numbers, reports).
 
 use std::{
     fs::{File, OpenOptions},
@@ -13,18 +14,17 @@ use nix::errno::Errno;
 
 pub mod cli;
 pub mod report;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 /// The ioctl ABI, written once in the repository's `consumer_uapi.rs` and compiled into both
 /// the consumer module and this library (`src/uapi.rs` is a symlink to it, which a copy made
 /// with `rsync -rL`, as the kselftest instructions say, turns into the file itself).
 mod uapi;
 pub use uapi::{
-    BenchArgs, CallArgs, Stats, BENCH_BARE, BENCH_DISPATCH, BENCH_GET_PUT, BENCH_MAX_ITERS,
-    NAME_LEN, OP_COMPUTE, OP_DESCRIBE, OP_HOLD,
+    compute_expected, name_buf, BenchArgs, CallArgs, Stats, BENCH_BARE, BENCH_DISPATCH,
+    BENCH_GET_PUT, BENCH_MAX_ITERS, HOLD_MAX_US, NAME_LEN, OP_COMPUTE, OP_DESCRIBE, OP_HOLD,
 };
-
-/// Longest `hold` a provider accepts, in microseconds.
-pub const HOLD_MAX_US: u32 = 1_000_000;
 
 /// `ioctl` type byte of `/dev/rust_consumer`.
 pub const IOC_MAGIC: u8 = uapi::IOC_MAGIC as u8;
@@ -50,15 +50,6 @@ nix::ioctl_none!(ioc_nop, IOC_MAGIC, 3);
 nix::ioctl_readwrite!(ioc_bench, IOC_MAGIC, 4, BenchArgs);
 nix::ioctl_readwrite!(ioc_echo, IOC_MAGIC, 5, CallArgs);
 
-/// The answer `compute(x)` must give for a provider instance (SplitMix64 finaliser of
-/// `x ^ instance_id`; the same function as `compute_expected` in `provider_abi.rs`).
-pub const fn compute_expected(x: u64, instance_id: u64) -> u64 {
-    let mut z = (x ^ instance_id).wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 /// The errno called `name` (`"ENODEV"`, any case), for every errno the C library knows.
 pub fn errno_from_name(name: &str) -> Option<Errno> {
     let name = name.to_ascii_uppercase();
@@ -78,13 +69,11 @@ pub fn errno_name(e: Errno) -> String {
 pub struct Rng(pub u64);
 
 impl Rng {
-    /// The next 64 random bits.
+    /// The next 64 random bits: SplitMix64, whose output function is `compute_expected(_, 0)`.
     pub fn next_u64(&mut self) -> u64 {
+        let z = compute_expected(self.0, 0);
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        z
     }
 
     /// A number below `n` (0 when `n` is 0).
@@ -98,73 +87,25 @@ impl Rng {
     }
 }
 
-/// For the tools' tests: random command lines made of `words` (a tool's flags and values) and of
-/// hostile strings (huge, negative, non-finite, non-ASCII, empty). Every tool feeds thousands of
-/// them to its parser and to what runs on a parsed result, and asserts that nothing panics.
-pub fn random_argv(rng: &mut Rng, prog: &str, words: &[&str]) -> Vec<String> {
-    const HOSTILE: &[&str] = &[
-        "",
-        "-",
-        "--",
-        "0",
-        "-1",
-        "1e19",
-        "1e308",
-        "inf",
-        "-inf",
-        "nan",
-        "NaN",
-        "0x",
-        "0xffffffffffffffffff",
-        "18446744073709551616",
-        "99999999999999999999",
-        "4294967296",
-        "é",
-        "a=b=c",
-        ",",
-        "=",
-        "x=",
-        "compute=0",
-        "none",
-        "ENOPE",
-        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-    ];
-    let mut argv = vec![prog.to_string()];
-    for _ in 0..rng.below(7) {
-        let w = if rng.below(3) == 0 {
-            *rng.pick(HOSTILE)
-        } else {
-            *rng.pick(words)
-        };
-        argv.push(w.to_string());
-    }
-    argv
-}
-
-/// For the tools' tests: runs `run` (a tool's parser and what it does with the result) on `count`
-/// command lines from [`random_argv`], and fails naming the first command line that panics.
-pub fn fuzz_command_lines(prog: &str, words: &[&str], count: usize, run: impl Fn(&[String])) {
-    let mut rng = Rng(0x5eed);
-    for _ in 0..count {
-        let argv = random_argv(&mut rng, prog, words);
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&argv)));
-        assert!(r.is_ok(), "{argv:?} panicked");
-    }
-}
-
 fn io_errno(e: std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO))
 }
 
-/// A NUL-padded name buffer, or `None` if `name` does not fit with its NUL or contains one.
-pub fn name_buf(name: &str) -> Option<[u8; NAME_LEN]> {
-    let bytes = name.as_bytes();
-    if bytes.len() >= NAME_LEN || bytes.contains(&0) {
-        return None;
-    }
-    let mut buf = [0u8; NAME_LEN];
-    buf[..bytes.len()].copy_from_slice(bytes);
-    Some(buf)
+/// The `q` quantile (0 to 1) of `sorted`, interpolated linearly between the two nearest ranks;
+/// NaN for no data. The tools' one percentile and median.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let Some(last) = sorted.len().checked_sub(1) else {
+        return f64::NAN;
+    };
+    let at = q.clamp(0.0, 1.0) * last as f64;
+    let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo as f64)
+}
+
+/// The median of `v` (sorted in place); NaN for no data.
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_unstable_by(f64::total_cmp);
+    quantile(v, 0.5)
 }
 
 /// An open `/dev/rust_consumer`.
@@ -180,9 +121,9 @@ impl Device {
         Ok(Self { file })
     }
 
-    /// Calls `op` with `arg` on the provider whose name buffer is `provider`.
-    pub fn call(&self, provider: &[u8; NAME_LEN], op: u32, arg: u64) -> Result<CallArgs, Errno> {
-        self.call_args_ioctl(ioc_call, provider, op, arg)
+    /// Calls `op` with `arg` of the table whose name buffer is `table`.
+    pub fn call(&self, table: &[u8; NAME_LEN], op: u32, arg: u64) -> Result<CallArgs, Errno> {
+        self.call_args_ioctl(ioc_call, table, op, arg)
     }
 
     /// Issues `ioc` (`RMC_IOC_CALL` or `RMC_IOC_ECHO`) with a `struct rmc_call` built from the
@@ -190,12 +131,12 @@ impl Device {
     fn call_args_ioctl(
         &self,
         ioc: unsafe fn(nix::libc::c_int, *mut CallArgs) -> nix::Result<nix::libc::c_int>,
-        provider: &[u8; NAME_LEN],
+        table: &[u8; NAME_LEN],
         op: u32,
         arg: u64,
     ) -> Result<CallArgs, Errno> {
         let mut args = CallArgs {
-            provider: *provider,
+            table: *table,
             op,
             arg,
             ..Default::default()
@@ -206,10 +147,10 @@ impl Device {
         Ok(args)
     }
 
-    /// Reads the counters of `provider`, or the totals when `provider` is empty.
-    pub fn stats(&self, provider: &str) -> Result<Stats, Errno> {
+    /// Reads the counters of table `name`, or the totals when `name` is empty.
+    pub fn stats(&self, name: &str) -> Result<Stats, Errno> {
         let mut s = Stats {
-            provider: name_buf(provider).ok_or(Errno::EINVAL)?,
+            table: name_buf(name.as_bytes()).ok_or(Errno::EINVAL)?,
             ..Default::default()
         };
         // SAFETY: `s` is a valid, writable `struct rmc_stats` for the duration of the call.
@@ -257,13 +198,13 @@ impl Device {
     /// filled args (`ns` is the loop time summed over the threads).
     pub fn bench(
         &self,
-        provider: &[u8; NAME_LEN],
+        table: &[u8; NAME_LEN],
         variant: u32,
         iters: u64,
         cpus: u32,
     ) -> Result<BenchArgs, Errno> {
         let mut a = BenchArgs {
-            provider: *provider,
+            table: *table,
             variant,
             iters,
             cpus,
@@ -275,8 +216,8 @@ impl Device {
     }
 
     /// `RMC_IOC_ECHO`: the argument traffic of a call, no provider, no reference; returns `x`.
-    pub fn echo(&self, provider: &[u8; NAME_LEN], x: u64) -> Result<u64, Errno> {
-        self.call_args_ioctl(ioc_echo, provider, OP_COMPUTE, x)
+    pub fn echo(&self, table: &[u8; NAME_LEN], x: u64) -> Result<u64, Errno> {
+        self.call_args_ioctl(ioc_echo, table, OP_COMPUTE, x)
             .map(|a| a.result)
     }
 
@@ -320,9 +261,28 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(&name_buf("ab").unwrap()[..3], b"ab\0");
-        assert!(name_buf(&"x".repeat(31)).is_some());
-        assert!(name_buf(&"x".repeat(32)).is_none());
-        assert!(name_buf("a\0b").is_none());
+        assert_eq!(&name_buf(b"ab").unwrap()[..3], b"ab\0");
+        assert!(name_buf("x".repeat(31).as_bytes()).is_some());
+        assert!(name_buf("x".repeat(32).as_bytes()).is_none());
+        assert!(name_buf(b"a\0b").is_none());
+    }
+
+    #[test]
+    fn rng_is_splitmix64() {
+        // SplitMix64 seeded with 0: 0xe220a8397b1dcdaf, then 0x6e789e6aa1b965f4.
+        let mut r = Rng(0);
+        assert_eq!(r.next_u64(), 0xe220_a839_7b1d_cdaf);
+        assert_eq!(r.next_u64(), 0x6e78_9e6a_a1b9_65f4);
+    }
+
+    #[test]
+    fn quantiles() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&mut []).is_nan());
+        let v: Vec<f64> = (0..=100).map(f64::from).collect();
+        assert_eq!(quantile(&v, 0.99), 99.0);
+        assert_eq!(quantile(&v, 1.0), 100.0);
+        assert_eq!(quantile(&[5.0], 0.5), 5.0);
     }
 }

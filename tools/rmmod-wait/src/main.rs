@@ -20,6 +20,7 @@ use nix::{
     errno::Errno,
     kmod::{delete_module, DeleteModuleFlags},
 };
+use rmc::cli::parse_seconds;
 
 const EXIT_HELP: &str = "\
 Exit status:
@@ -54,17 +55,6 @@ struct Args {
     /// Modules to remove, in order (names or paths to .ko files; '-' and '_' are equivalent).
     #[arg(required = true)]
     modules: Vec<String>,
-}
-
-fn parse_seconds(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
-    if v.is_finite() && v >= 0.0 {
-        Ok(v)
-    } else {
-        Err(format!("'{s}' is not a non-negative number of seconds"))
-    }
 }
 
 /// How removing one module ended.
@@ -449,7 +439,7 @@ mod tests {
 
     #[test]
     fn no_command_line_panics() {
-        rmc::fuzz_command_lines(
+        rmc::testing::fuzz_command_lines(
             "rmmod-wait",
             &[
                 "--wait",
