@@ -111,6 +111,20 @@ got=$(. selftests/rust_modref_lib.sh && seq 100 -1 0 | percentiles && printf '4\
 	printf '' | percentiles 50)
 [ "$got" = $'50/99/100\n1/2.5\n-' ] || { echo "percentiles gave '$got'"; status=1; }
 
+# Kernel style from the first commit of this rule on (after 48c651c): a subject of at most 72
+# characters, then a blank line and a body that says why.
+log "git: commit subjects since 48c651c at most 72 characters, each with a body"
+if git cat-file -e 48c651c^{commit} 2>/dev/null; then
+	bad=$(git log --format='%h %s' 48c651c..HEAD | awk 'length($0) - length($1) - 1 > 72')
+	[ -z "$bad" ] || { echo "subjects over 72 characters:"; echo "$bad"; status=1; }
+	for c in $(git rev-list 48c651c..HEAD); do
+		[ -n "$(git log -1 --format=%b "$c" | tr -d '[:space:]')" ] ||
+			{ echo "commit $(git log -1 --format='%h %s' "$c") has no body"; status=1; }
+	done
+else
+	echo "48c651c is not in this clone's history (shallow?): commit subjects not checked"
+fi
+
 log "tools: cargo fmt --check, clippy -D warnings, cargo test"
 (cd tools && cargo fmt --check) || status=1
 (cd tools && cargo clippy --quiet --release --all-targets --locked -- -D warnings) || status=1
