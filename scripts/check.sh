@@ -68,6 +68,22 @@ calls=$(grep -lE 'try_module_get|module_put' "${module_rs[@]}" | grep -v '^consu
 	xargs -r grep -nE 'bindings::(try_module_get|module_put)' || true)
 [ -z "$calls" ] || { echo "try_module_get/module_put outside consumer/module_ref.rs:"; echo "$calls"; status=1; }
 
+# The series in patches/$KVER/ as a maintainer would check it. UNKNOWN_COMMIT_ID is ignored: the
+# Debian source has no git history, so a Fixes: tag's commit cannot be looked up here (the cover
+# letter says where each was checked).
+log "patches/$KVER: checkpatch.pl --strict, 0 errors and 0 warnings each"
+checkpatch=$srctree/scripts/checkpatch.pl
+if [ -f "$checkpatch" ]; then
+	for p in patches/"$KVER"/*.patch; do
+		grep -q '^diff --git' "$p" || continue
+		out=$(cd "$srctree" && perl "$checkpatch" --strict --no-tree --ignore UNKNOWN_COMMIT_ID "$RUST_MODREF_TOP/$p" 2>&1)
+		grep -q '^total: 0 errors, 0 warnings, 0 checks' <<<"$out" ||
+			{ echo "$p:"; grep -E '^(ERROR|WARNING|CHECK|total)' -A3 <<<"$out"; status=1; }
+	done
+else
+	echo "no $checkpatch (KDIR's source): the series was not checked"; status=1
+fi
+
 log "README: the selftest case table is what 'selftests/rust_modref.sh -l' prints"
 want=$(selftests/rust_modref.sh -l | sed -E 's/^([a-z_]+) +(.*)$/| `\1` | \2 |/')
 got=$(sed -n '/^## Selftests/,/^## /p' README.md | grep -E '^\| `[a-z_]+` \| ')

@@ -48,7 +48,7 @@ quick_key() {
 		echo "$KVER $KFLAVOR LLVM=$LLVM"
 		rustc -vV 2>&1; bindgen --version 2>&1; "clang$LLVM" --version 2>&1 | head -n1
 		cat "$RUST_MODREF_TOP"/kconfig/*.config "$src_record" 2>&1
-		[ ! -d "$RUST_MODREF_TOP/patches/$KVER" ] || cat "$RUST_MODREF_TOP/patches/$KVER"/*.patch
+		cat "$RUST_MODREF_TOP/patches/$KVER"/*.patch 2>/dev/null
 	} | sha256sum | cut -c1-12
 }
 kdir_now=$(readlink -f "$RUST_MODREF_BUILD/kdir" 2>/dev/null || true)
@@ -122,11 +122,14 @@ Pick one, e.g.:  make KVER=${avail##* }${avail:+ }test   (or point KDIR= at your
 fi
 kernelversion=$(make -s -C "$src_dir" kernelversion)
 
-# --- Fixes the project carries for this kernel: patches/$KVER/*.patch, applied in name order -------
-# Each is applied once to the extracted source (all flavours share it) and is part of the cache
-# key. A patch that neither applies nor is already applied means a source that changed under it.
+# --- The project's kernel series: patches/$KVER/*.patch (git format-patch), in name order -------
+# Each is applied once to the extracted source (all flavours share it); their diffs (not their
+# messages) are part of the cache key. The cover letter has no diff and is skipped. A patch that
+# neither applies nor is already applied means a source that changed under it.
 patches=()
-[ ! -d "$RUST_MODREF_TOP/patches/$KVER" ] || patches=("$RUST_MODREF_TOP/patches/$KVER"/*.patch)
+for p in "$RUST_MODREF_TOP/patches/$KVER"/*.patch; do
+	[ -f "$p" ] && grep -q '^diff --git' "$p" && patches+=("$p")
+done
 for p in "${patches[@]}"; do
 	need patch patch
 	if patch -d "$src_dir" -p1 -R -s -f --dry-run <"$p" >/dev/null 2>&1; then
@@ -145,7 +148,8 @@ key=$( {
 	echo "$KVER $src_pkgver $KFLAVOR LLVM=$LLVM"
 	rustc -vV; bindgen --version; "clang$LLVM" --version | head -n1
 	for f in "${FRAGMENTS[@]}"; do cat "$RUST_MODREF_TOP/kconfig/$f.config"; done
-	[ ${#patches[@]} = 0 ] || cat "${patches[@]}"
+	# The diffs only: from a patch's first "diff --git" to git's "-- " signature line.
+	[ ${#patches[@]} = 0 ] || awk 'FNR == 1 { on = 0 } /^diff --git/ { on = 1 } /^-- $/ { on = 0 } on' "${patches[@]}"
 } | sha256sum | cut -c1-12)
 out="$RUST_MODREF_CACHE/build/linux-$kernelversion-$KFLAVOR-$key"
 kmake=(make -C "$src_dir" O="$out" LLVM="$LLVM" -j"$(nproc)")

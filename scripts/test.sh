@@ -84,20 +84,24 @@ grep -qE '^1\.\.[0-9]+' "$out/selftests.ktap" || { echo "# selftests: no KTAP pl
 [ $rc1 -eq 0 ] || [ "$(grep -c '^not ok' "$out/selftests.ktap")" -gt 0 ] ||
 	{ echo "# selftests: VM exited $rc1 without a failing case"; failed=$((failed + 1)); }
 
-# KUnit: the consumer's #[kunit_tests] ran when boot 1 first loaded it, and their KTAP is in the
-# console log; count that first run of the suite (every later load runs it again).
+# KUnit: the kernel series' suites (patches/$KVER/) ran at boot, the consumer's when boot 1 first
+# loaded it; their KTAP is in the console log. Count the first run of each suite (every later
+# load of the consumer runs its suite again), each case named after its suite.
+KUNIT_SUITES=(rust_kernel_configfs rust_kernel_srcu_fast rust_kernel_module_ref rust_kernel_percpu rust_consumer)
 kunit=$(tr -d '\r' <"$out/vm-selftests.log" | sed -E 's/^\[ *[0-9]+\.[0-9]+\] //' |
-	awk '/^ *# Subtest: rust_consumer$/ {on = 1; next}
-	     on && /^(not )?ok [0-9]+ rust_consumer/ {exit}
-	     on && /^ +(not )?ok [0-9]+ / {sub(/^ +/, ""); print}')
+	awk -v suites="${KUNIT_SUITES[*]}" '
+	     BEGIN { n = split(suites, s, " "); for (i = 1; i <= n; i++) want[s[i]] = 1 }
+	     /^ *# Subtest: / { name = $3; on = (name in want) && !(name in done); next }
+	     on && $0 ~ "^(not )?ok [0-9]+ " name "$" { done[name] = 1; on = 0; next }
+	     on && /^ +(not )?ok [0-9]+ / {
+		sub(/^ +/, ""); match($0, /^(not )?ok [0-9]+ /)
+		verdict = substr($0, 1, RLENGTH); sub(/[0-9]+ $/, "", verdict)
+		print verdict (++k) " " name ": " substr($0, RLENGTH + 1) }
+	     END { for (x in want) if (!(x in done)) print "not ok " (++k) " " x ": no KUnit results in the console log" }')
 {
 	echo "TAP version 13"
-	if [ -n "$kunit" ]; then
-		echo "1..$(grep -c . <<<"$kunit")"
-		echo "$kunit"
-	else
-		printf '1..1\nnot ok 1 kunit_rust_consumer # no KUnit results for rust_consumer in the console log\n'
-	fi
+	echo "1..$(grep -c . <<<"$kunit")"
+	echo "$kunit"
 } | tee "$out/kunit.ktap"
 count "$out/kunit.ktap"
 
