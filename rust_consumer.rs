@@ -9,12 +9,14 @@
 //! [`registry::Registry::get`]. While a table or its owner is going away the caller gets
 //! `ENODEV`, never a stale pointer. The safety argument: README.md, "Design and safety argument".
 //!
-//! Where things are: `consumer/module_ref.rs` the reference guard (the one place that calls
-//! `try_module_get`), `consumer/registry.rs` the registry and its drains, `consumer/export.rs`
-//! the functions providers link against, `consumer/call.rs` calling a table,
-//! `consumer/stats.rs` the counters, `consumer/srcu_fast.rs` and `consumer/percpu.rs` the
-//! per-CPU pieces 7.3's kernel crate lacks, `consumer/uapi.rs` and `consumer_uapi.rs` the ioctl
-//! ABI, `consumer/text.rs` the text interface, `consumer/bench.rs` the in-kernel benchmark.
+//! The kernel pieces it stands on are the kernel crate's (`kernel::sync::SrcuFast`,
+//! `kernel::module::ModuleRef`, `kernel::percpu::PerCpuCounters`: `patches/7.3/` adds them).
+//!
+//! Where things are: `consumer/module_ref.rs` the module references (the one place that takes
+//! them), `consumer/registry.rs` the registry and its drains, `consumer/export.rs` the
+//! functions providers link against, `consumer/call.rs` calling a table, `consumer/stats.rs` the
+//! counters, `consumer/uapi.rs` and `consumer_uapi.rs` the ioctl ABI, `consumer/text.rs` the
+//! text interface, `consumer/bench.rs` the in-kernel benchmark.
 //!
 //! Userspace drives calls through `/dev/rust_consumer` (mode 0600), with a line-oriented text
 //! interface for people and ioctls for programs:
@@ -61,12 +63,8 @@ mod export;
 mod kunit;
 #[path = "consumer/module_ref.rs"]
 mod module_ref;
-#[path = "consumer/percpu.rs"]
-mod percpu;
 #[path = "consumer/registry.rs"]
 mod registry;
-#[path = "consumer/srcu_fast.rs"]
-mod srcu_fast;
 #[path = "consumer/stats.rs"]
 mod stats;
 #[path = "consumer/text.rs"]

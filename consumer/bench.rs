@@ -34,8 +34,7 @@ use crate::{
         ProviderOps,
         NAME_LEN, //
     },
-    call,
-    module_ref::ModuleRef,
+    call, module_ref,
     registry::Registry,
     uapi::{
         self,
@@ -108,7 +107,7 @@ impl BenchLoop<'_> {
                     for x in i..chunk_end {
                         // SAFETY: Direct protection: the ioctl holds a reference on the owner
                         // for the whole run (see `BenchLoop`).
-                        let r = unsafe { ModuleRef::try_get(self.ops.owner) }.ok_or(ENODEV)?;
+                        let r = unsafe { module_ref::try_get(self.ops.owner) }.ok_or(ENODEV)?;
                         // SAFETY: We hold `r` (and the run's reference).
                         black_box(unsafe { call::compute(self.ops, x) });
                         drop(r);

@@ -11,14 +11,14 @@ use crate::{
         ProviderOps,
         NAME_LEN, //
     },
-    module_ref::ModuleRef,
+    module_ref::OwnerRef,
     registry::{
         Registry,
         Slot, //
     },
-    srcu_fast,
     stats::Counter,
 };
+use kernel::sync::srcu::FastGuard;
 
 /// The right to call one table's ops, obtained only from [`Registry::get`].
 ///
@@ -33,8 +33,8 @@ use crate::{
 pub(crate) struct TableRef {
     ops: NonNull<ProviderOps>,
     slot: &'static Slot,
-    _module_ref: ModuleRef,
-    _drain: srcu_fast::Guard<'static>,
+    _module_ref: OwnerRef,
+    _drain: FastGuard<'static>,
 }
 
 impl TableRef {
@@ -45,8 +45,8 @@ impl TableRef {
     pub(crate) fn new(
         ops: &ProviderOps,
         slot: &'static Slot,
-        module_ref: ModuleRef,
-        drain: srcu_fast::Guard<'static>,
+        module_ref: OwnerRef,
+        drain: FastGuard<'static>,
     ) -> Self {
         Self {
             ops: NonNull::from(ops),

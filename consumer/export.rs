@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The consumer's C-facing surface: the two functions providers link against, exported as
-//! `EXPORT_SYMBOL_GPL` would export them.
+//! `EXPORT_SYMBOL_GPL` exports them (an `.export_symbol` entry each, read by modpost).
 
 use kernel::ffi::c_int;
 
@@ -41,23 +41,39 @@ unsafe extern "C" fn rust_consumer_unregister(ops: *const ProviderOps) {
 // The exported functions have the ABI's signatures.
 const _: abi::RegisterFn = rust_consumer_register;
 const _: abi::UnregisterFn = rust_consumer_unregister;
+const _: () = assert!(core::mem::offset_of!(ExportEntry<RegisterFn>, sym) == 8);
 
-/// Exports a function like `EXPORT_SYMBOL_GPL(sym)`: the `.export_symbol` entry modpost reads,
-/// laid out as `___EXPORT_SYMBOL` in `srctree/include/linux/export.h` does (label, license,
-/// namespace, 8-byte aligned pointer to the symbol). `make check` verifies the result in
-/// `Module.symvers`.
-macro_rules! export_symbol_gpl {
-    ($sym:ident) => {
-        core::arch::global_asm!(
-            ".section \".export_symbol\",\"a\"",
-            concat!("__export_symbol_", stringify!($sym), ":"),
-            ".asciz \"GPL\"",
-            ".asciz \"\"",
-            ".balign 8",
-            concat!(".quad ", stringify!($sym)),
-            ".previous",
-        );
-    };
+/// An entry of the `.export_symbol` section, which modpost reads to export `sym`: laid out as
+/// `___EXPORT_SYMBOL` in `srctree/include/linux/export.h` lays it out. The entry's own symbol
+/// is the label `__export_symbol_<sym>`; its data is the license and the namespace, each a
+/// NUL-terminated string, then, 8-byte aligned, the address of `sym`. `make check` verifies
+/// the result in `Module.symvers`.
+#[repr(C, align(8))]
+pub(crate) struct ExportEntry<F> {
+    /// `"GPL\0"` and the empty namespace `"\0"`, padded to the pointer's alignment.
+    strings: [u8; 8],
+    sym: F,
 }
-export_symbol_gpl!(rust_consumer_register);
-export_symbol_gpl!(rust_consumer_unregister);
+
+/// `EXPORT_SYMBOL_GPL(sym)`, without a namespace.
+const fn export_gpl<F>(sym: F) -> ExportEntry<F> {
+    ExportEntry {
+        strings: *b"GPL\0\0\0\0\0",
+        sym,
+    }
+}
+
+type RegisterFn = unsafe extern "C" fn(*const ProviderOps) -> c_int;
+type UnregisterFn = unsafe extern "C" fn(*const ProviderOps);
+
+#[no_mangle]
+#[link_section = ".export_symbol"]
+#[allow(non_upper_case_globals, reason = "modpost looks for this exact label")]
+static __export_symbol_rust_consumer_register: ExportEntry<RegisterFn> =
+    export_gpl(rust_consumer_register);
+
+#[no_mangle]
+#[link_section = ".export_symbol"]
+#[allow(non_upper_case_globals, reason = "modpost looks for this exact label")]
+static __export_symbol_rust_consumer_unregister: ExportEntry<UnregisterFn> =
+    export_gpl(rust_consumer_unregister);

@@ -19,7 +19,9 @@ use kernel::{
             Relaxed,
             Release, //
         },
-        Mutex, //
+        LockClassKey,
+        Mutex,
+        SrcuFast, //
     },
     time::{
         delay::udelay,
@@ -34,11 +36,7 @@ use crate::{
         NAME_LEN, //
     },
     call::TableRef,
-    module_ref::ModuleRef,
-    srcu_fast::{
-        new_srcu_fast,
-        SrcuFast, //
-    },
+    module_ref,
     stats::{
         Counter,
         Stats, //
@@ -81,10 +79,18 @@ pub(crate) struct Slot {
     pub(crate) stats: Stats,
 }
 
+/// The lock classes of the slots' drains, one each: an op of one table may withdraw another,
+/// which waits for that table's drain inside the first one's, and lockdep must see two classes
+/// there, not one class taken recursively (it would report that and switch itself off).
+static DRAIN_CLASSES: [LockClassKey; MAX_TABLES] =
+    // SAFETY: A static, pinned where it is and never dropped.
+    [const { unsafe { LockClassKey::new_static() } }; MAX_TABLES];
+
 impl Slot {
-    fn new() -> impl PinInit<Self, Error> {
+    fn new(i: usize) -> impl PinInit<Self, Error> {
+        let class = &DRAIN_CLASSES[i.min(MAX_TABLES - 1)];
         try_pin_init!(Self {
-            drain <- new_srcu_fast!("rust_consumer_drain"),
+            drain <- SrcuFast::new(c"rust_consumer_drain", Pin::static_ref(class)),
             ops: Atomic::new(ptr::null()),
             name_hash: Atomic::new(0),
             stats: Stats::new()?,
@@ -140,7 +146,7 @@ static REGISTRY: Atomic<*const Registry> = Atomic::new(ptr::null());
 impl Registry {
     pub(crate) fn new(race_window_us: u32) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            slots <- pin_init::pin_init_array_from_fn(|_| Slot::new()),
+            slots <- pin_init::pin_init_array_from_fn(Slot::new),
             in_use <- new_mutex!(0),
             registered: Atomic::new(0),
             retired: Stats::new()?,
@@ -163,6 +169,12 @@ impl Registry {
         // admits once our init has returned and which keep us loaded) and the device's file
         // operations (the device exists only between `publish` and the registry's drop).
         unsafe { &*REGISTRY.load(Acquire) }
+    }
+
+    /// The drain of slot `i`, for the KUnit tests.
+    #[cfg(CONFIG_KUNIT)]
+    pub(crate) fn drain(&self, i: usize) -> Option<&SrcuFast> {
+        self.slots.get(i).map(|slot| &slot.drain)
     }
 
     /// Finds the table called `name`, enters its drain and takes a reference on its owner.
@@ -197,7 +209,7 @@ impl Registry {
             // SAFETY: Implied protection: we are inside the drain section in which the table
             // was found; the owner's exit must withdraw the table before its module is freed,
             // and withdrawal waits for this section.
-            let Some(module_ref) = (unsafe { ModuleRef::try_get(table.owner) }) else {
+            let Some(module_ref) = (unsafe { module_ref::try_get(table.owner) }) else {
                 slot.stats.inc(Counter::CallsEnodev);
                 return Err(ENODEV);
             };

@@ -2,12 +2,12 @@
 
 //! Event counters: per registry slot, one copy per CPU, summed on demand.
 
-use kernel::prelude::*;
-
-use crate::{
+use kernel::{
     percpu::PerCpuCounters,
-    uapi, //
+    prelude::*, //
 };
+
+use crate::uapi;
 
 /// Counter indices.
 #[derive(Clone, Copy)]
@@ -20,15 +20,13 @@ pub(crate) enum Counter {
 }
 const NR_COUNTERS: usize = 5;
 
-/// Event counters with a copy per CPU: an increment is one unlocked per-CPU instruction
-/// (`this_cpu_inc()`: `crate::percpu`), and the hot path writes no cache line another CPU writes.
+/// Event counters with a copy per CPU (`kernel::percpu::PerCpuCounters`): an increment is
+/// `this_cpu_add()`, and the hot path writes no cache line another CPU writes.
 ///
 /// A sum is exact once no call is in flight. While calls run it is a snapshot that may miss
-/// increments made during the sum, with one guarantee: a reference counted as released was
-/// also counted as taken (a task increments `RefsReleased` after `RefsTaken`, in program order
-/// and, across a migration, after the scheduler's full barrier; on x86 the per-CPU `inc` stores
-/// are ordered by TSO, elsewhere the increment is a `Release`; the sum reads `RefsReleased`
-/// first, with `Acquire`), so `refs_held` is never negative.
+/// increments made during the sum; `refs_held` is clamped at zero, since the snapshot may see a
+/// release whose take it missed (the per-CPU additions are not ordered against each other on
+/// every architecture). The selftest checks the counters when no call is in flight.
 pub(crate) struct Stats(PerCpuCounters<NR_COUNTERS>);
 
 impl Stats {
@@ -38,7 +36,7 @@ impl Stats {
 
     #[inline(always)]
     pub(crate) fn inc(&self, c: Counter) {
-        self.0.inc(c as usize);
+        self.0.add(c as usize, 1);
     }
 
     /// Adds every count of `self` into `into` and zeroes `self`. Exact only while nobody
@@ -58,7 +56,8 @@ impl Stats {
             all.clone()
                 .fold(0u64, |acc, s| acc.wrapping_add(s.0.sum(c as usize)))
         };
-        // Released before taken: a reference seen released was taken earlier (see above).
+        // Released before taken: then a snapshot misses releases rather than takes (on x86,
+        // whose stores are seen in order, exactly so; elsewhere `refs_held` is clamped below).
         let refs_released = sum(Counter::RefsReleased);
         let refs_taken = sum(Counter::RefsTaken);
         uapi::Stats {

@@ -63,10 +63,12 @@ missing=$(awk '
 grep -nE '\.unwrap\(\)|\.expect\(' "${module_rs[@]}" &&
 	{ echo "unwrap/expect in module code"; status=1; }
 
-log "modules: try_module_get/module_put only in consumer/module_ref.rs"
-calls=$(grep -lE 'try_module_get|module_put' "${module_rs[@]}" | grep -v '^consumer/module_ref.rs$' |
-	xargs -r grep -nE 'bindings::(try_module_get|module_put)' || true)
-[ -z "$calls" ] || { echo "try_module_get/module_put outside consumer/module_ref.rs:"; echo "$calls"; status=1; }
+log "modules: no kernel internals copied in (the kernel's own SrcuFast, ModuleRef, PerCpuCounters)"
+copied=$(grep -nE 'srcu_ctrp|srcu_locks|srcu_unlocks|pcpu_alloc_noprof|%gs:|asm!|bindings::(try_module_get|module_put|__module_get)\b' \
+	"${module_rs[@]}" || true)
+[ -z "$copied" ] || { echo "module sources open-code kernel internals:"; echo "$copied"; status=1; }
+grep -q static_lock_class consumer/registry.rs &&
+	{ echo "consumer/registry.rs names the drains with static_lock_class! (one class for all)"; status=1; }
 
 # The series in patches/$KVER/ as a maintainer would check it. UNKNOWN_COMMIT_ID is ignored: the
 # Debian source has no git history, so a Fixes: tag's commit cannot be looked up here (the cover
