@@ -97,7 +97,7 @@ impl TableRef {
 }
 
 impl Drop for TableRef {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         // Still inside the drain section and under the reference (the fields drop after this).
         self.count(Counter::RefsReleased);

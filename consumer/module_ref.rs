@@ -7,6 +7,7 @@
 //! owner's exit waits for when it withdraws its tables) and the benchmark's variant (b) (direct:
 //! the run's own reference).
 
+use core::ptr;
 use kernel::{
     bindings,
     module::ModuleRef, //
@@ -17,9 +18,9 @@ use kernel::{
 /// provider whose exit has begun. Never ship this.
 pub(crate) const UNSAFE_SKIP_MODULE_GET: bool = cfg!(rust_modref_unsafe_skip_module_get);
 
-/// A reference on a table's owner, held while its code runs (`None` only in the negative
-/// control, which holds none).
-pub(crate) type OwnerRef = Option<ModuleRef>;
+/// A reference on a table's owner, held while its code runs (in the negative control, a
+/// reference on nothing: the null module of built-in code).
+pub(crate) type OwnerRef = ModuleRef;
 
 /// [`ModuleRef::try_get`], or in the negative control no reference at all.
 ///
@@ -30,9 +31,11 @@ pub(crate) type OwnerRef = Option<ModuleRef>;
 /// As [`ModuleRef::try_get`]: `module` must be null or known to exist until the call returns.
 #[inline]
 pub(crate) unsafe fn try_get(module: *mut bindings::module) -> Option<OwnerRef> {
-    if UNSAFE_SKIP_MODULE_GET {
-        return Some(None);
-    }
-    // SAFETY: The caller's guarantee is `ModuleRef::try_get`'s requirement.
-    unsafe { ModuleRef::try_get(module) }.map(Some)
+    let module = if UNSAFE_SKIP_MODULE_GET {
+        ptr::null_mut()
+    } else {
+        module
+    };
+    // SAFETY: The caller's guarantee is `ModuleRef::try_get`'s requirement (null needs none).
+    unsafe { ModuleRef::try_get(module) }
 }

@@ -1,0 +1,33 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The consumer before and after a change, side by side in one boot of the KFLAVOR kernel:
+#   KFLAVOR=fast|inline bench/ab-series.sh BASE [ROUNDS]
+# builds the modules of commit BASE and of the working tree against the cached kernel of that
+# flavour, then runs bench/ab-kernel.sh on both (BASE first in every round) and writes
+# bench/series/ab-$KFLAVOR.txt. Used to measure what the kernel series in patches/ costs the
+# consumer against its own copies of the same code (patches/7.3/0000-cover-letter.patch).
+set -euo pipefail
+. "$(dirname "$0")/../scripts/lib.sh"
+base=${1:?usage: KFLAVOR=fast|inline $0 BASE [ROUNDS]}
+rounds=${2:-9}
+cd "$RUST_MODREF_TOP"
+kdir=$(scripts/kernel.sh)
+scripts/build-tools.sh >/dev/null
+[ "$KFLAVOR" != inline ] || export RUSTUP_TOOLCHAIN=$INLINE_RUSTC
+work=$RUST_MODREF_BUILD/ab-series
+rm -rf "$work" && mkdir -p "$work/head"
+git worktree add -q --detach "$work/base" "$base"
+trap 'git worktree remove --force "$work/base"' EXIT
+cp -r Kbuild rust_consumer.rs rust_provider.rs provider_abi.rs consumer_uapi.rs consumer provider "$work/head/"
+for d in base head; do
+	make -s -C "$kdir" M="$work/$d" LLVM="$LLVM" modules >"$work/$d.log" 2>&1 ||
+		die "building the modules of $d failed: $work/$d.log"
+done
+mkdir -p bench/series
+out=bench/series/ab-$KFLAVOR.txt
+{
+	echo "# $(date -u +%F) $(basename "$kdir"): base $(git rev-parse --short "$base"), head $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo +changes)"
+	VM_APPEND="tsc=reliable ${VM_APPEND:-}" KDIR=$kdir scripts/vm-run.sh --log "$work/vm.log" -- \
+		bench/ab-kernel.sh "$work/base" "$work/head" "$rounds" 2>&1 | grep -v '^\['
+} | tee "$out"
