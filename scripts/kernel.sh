@@ -30,6 +30,9 @@ if [ "$KFLAVOR" = inline ]; then
 		rustup toolchain install "$INLINE_RUSTC" --profile minimal -c rust-src >/dev/null ||
 			die "rustup toolchain install $INLINE_RUSTC failed"
 	fi
+	# The toolchain may be there without rust-src (make check installs it to build the tools).
+	rustup component add --toolchain "$INLINE_RUSTC" rust-src >/dev/null 2>&1 ||
+		die "rustup component add --toolchain $INLINE_RUSTC rust-src failed"
 	export RUSTUP_TOOLCHAIN=$INLINE_RUSTC
 	rust_llvm=$(rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
 	clang_llvm=$("clang$LLVM" -dumpversion | cut -d. -f1)
