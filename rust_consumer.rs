@@ -22,7 +22,7 @@
 //! interface for people and ioctls for programs:
 //!
 //! ```sh
-//! exec 3<>/dev/rust_consumer
+//! [ -c /dev/rust_consumer ] && exec 3<>/dev/rust_consumer   # `<>` creates a missing file
 //! echo 'compute rust_provider 42' >&3; cat <&3
 //! # ok compute provider=rust_provider instance=0x... x=42 y=...
 //! echo 'hold rust_provider 500000' >&3        # sleeps 0.5 s inside the provider

@@ -25,7 +25,7 @@
 //! ```sh
 //! insmod rust_consumer.ko
 //! insmod rust_provider.ko                  # instance_id=N to fix the id, hold_max_us=N to cap holds
-//! exec 3<>/dev/rust_consumer
+//! [ -c /dev/rust_consumer ] && exec 3<>/dev/rust_consumer   # `<>` creates a missing file
 //! echo 'describe rust_provider' >&3; cat <&3
 //! ```
 

@@ -733,6 +733,21 @@ test_bad_input() {
 		EFAULT|ioctl 0xc048b901 --arg 0xffff888000000000
 		EFAULT|ioctl 0xc058b902 --arg 0x10
 	EOF
+	# A node that is not the device: a regular file (what a shell's `exec 3<>` leaves when the
+	# device is missing) and another character device. Every tool refuses both, exit 3.
+	local rc
+	: >"$TMP/rust_consumer"
+	rmc_ctl --device "$TMP/rust_consumer" text list >/dev/null 2>"$TMP/err"
+	rc=$?
+	[ $rc -eq 3 ] && grep -q "is a regular file" "$TMP/err" ||
+		fail "a regular file as the device: exit $rc: $(cat "$TMP/err")" || return
+	rmc_ctl --device /dev/null stats >/dev/null 2>"$TMP/err"
+	rc=$?
+	[ $rc -eq 3 ] && grep -q "is character device 1:3, but rust_consumer's is" "$TMP/err" ||
+		fail "/dev/null as the device: exit $rc: $(cat "$TMP/err")" || return
+	"$TOOLS_DIR/rmc-load" --device "$TMP/rust_consumer" -n 1 >/dev/null 2>"$TMP/err"
+	rc=$?
+	[ $rc -eq 3 ] || fail "rmc-load with a regular file as the device: exit $rc: $(cat "$TMP/err")" || return
 	rmc_ctl fuzz --count "$FUZZ_COUNT" --seed "$RANDOM" 2>"$TMP/fuzz.txt"
 	local rc=$?
 	sed 's/^/# /' "$TMP/fuzz.txt"

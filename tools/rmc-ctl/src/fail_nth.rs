@@ -238,9 +238,7 @@ pub fn run(
         _ => None,
     };
     let dev = match target {
-        Target::Call { .. } | Target::Text { .. } => {
-            Some(Device::open(device).map_err(|e| format!("cannot open {device}: {e}"))?)
-        }
+        Target::Call { .. } | Target::Text { .. } => Some(Device::open_checked(device)?),
         _ => None,
     };
     let name = match target {

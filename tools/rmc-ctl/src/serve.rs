@@ -22,7 +22,7 @@ fn answer(line: &str, device: &str, configfs: &str) -> Result<String, String> {
     match words.as_slice() {
         ["table-cycle", name, count] => {
             let count: u64 = count.parse().map_err(|_| format!("bad count '{count}'"))?;
-            let dev = Device::open(device).map_err(|e| format!("cannot open {device}: {e}"))?;
+            let dev = Device::open_checked(device)?;
             table_cycle(&dev, name, count, configfs)
         }
         ["load", path, params @ ..] => {

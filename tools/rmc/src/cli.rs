@@ -26,16 +26,10 @@ pub struct DeviceArg {
 }
 
 impl DeviceArg {
-    /// Opens the device, or says which path could not be opened and why.
+    /// Opens the device after checking it is the consumer's ([`Device::open_checked`]), or
+    /// says what is wrong and what to do.
     pub fn open(&self) -> Result<Device, String> {
-        Device::open(&self.path).map_err(|e| {
-            let hint = match e.kind() {
-                std::io::ErrorKind::NotFound => " (is rust_consumer loaded?)",
-                std::io::ErrorKind::PermissionDenied => " (the device is root's: mode 600)",
-                _ => "",
-            };
-            format!("cannot open {}: {e}{hint}", self.path)
-        })
+        Device::open_checked(&self.path)
     }
 }
 

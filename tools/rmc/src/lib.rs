@@ -108,6 +108,9 @@ pub fn median(v: &mut [f64]) -> f64 {
     quantile(v, 0.5)
 }
 
+/// Where the loaded consumer's device number is: `MAJOR:MINOR`.
+const MISC_DEV: &str = "/sys/class/misc/rust_consumer/dev";
+
 /// An open `/dev/rust_consumer`.
 pub struct Device {
     file: File,
@@ -116,9 +119,62 @@ pub struct Device {
 impl Device {
     pub const DEFAULT_PATH: &'static str = "/dev/rust_consumer";
 
+    /// Opens `path` as it is (for `rmc-ctl fail-nth open`, which fails the open's allocations);
+    /// everything else uses [`Device::open_checked`].
     pub fn open(path: impl AsRef<Path>) -> std::io::Result<Self> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         Ok(Self { file })
+    }
+
+    /// Opens `path` and checks that it is the consumer's device: a character device with the
+    /// number the loaded consumer registered (`/sys/class/misc/rust_consumer/dev`). A shell's
+    /// `exec 3<>/dev/rust_consumer` while the consumer is not loaded creates a regular file
+    /// there, which devtmpfs does not replace: every ioctl on it fails with `ENOTTY` and a text
+    /// request "succeeds" with an empty answer. Says what is wrong and what to do.
+    pub fn open_checked(path: &str) -> Result<Self, String> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let dev = Self::open(path).map_err(|e| {
+            let hint = match e.kind() {
+                std::io::ErrorKind::NotFound => " (is rust_consumer loaded?)",
+                std::io::ErrorKind::PermissionDenied => " (the device is root's: mode 600)",
+                _ => "",
+            };
+            format!("cannot open {path}: {e}{hint}")
+        })?;
+        let meta = dev
+            .file
+            .metadata()
+            .map_err(|e| format!("cannot stat {path}: {e}"))?;
+        let fix = format!(
+            "remove it (rm {path}) and load rust_consumer again: devtmpfs then creates the device"
+        );
+        let ft = meta.file_type();
+        if !ft.is_char_device() {
+            let what = if ft.is_file() {
+                "a regular file (a shell's `exec 3<>` creates one when the device is missing)"
+            } else if ft.is_dir() {
+                "a directory"
+            } else {
+                "not a character device"
+            };
+            return Err(format!(
+                "{path} is {what}, not the consumer's device: {fix}"
+            ));
+        }
+        let (major, minor) = (
+            nix::sys::stat::major(meta.rdev()),
+            nix::sys::stat::minor(meta.rdev()),
+        );
+        match std::fs::read_to_string(MISC_DEV) {
+            Ok(want) if want.trim() == format!("{major}:{minor}") => Ok(dev),
+            Ok(want) => Err(format!(
+                "{path} is character device {major}:{minor}, but rust_consumer's is {}: {fix}",
+                want.trim()
+            )),
+            Err(_) => Err(format!(
+                "{path} is character device {major}:{minor}, but rust_consumer is not loaded ({MISC_DEV} is missing)"
+            )),
+        }
     }
 
     /// Calls `op` with `arg` of the table whose name buffer is `table`.
@@ -265,6 +321,33 @@ mod tests {
         assert!(name_buf("x".repeat(31).as_bytes()).is_some());
         assert!(name_buf("x".repeat(32).as_bytes()).is_none());
         assert!(name_buf(b"a\0b").is_none());
+    }
+
+    #[test]
+    fn a_node_that_is_not_the_device_is_refused() {
+        let dir = std::env::temp_dir().join(format!("rmc-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("rust_consumer");
+        std::fs::write(&file, b"").unwrap();
+        let err = Device::open_checked(file.to_str().unwrap()).err().unwrap();
+        assert!(
+            err.contains("a regular file") && err.contains("rm "),
+            "{err}"
+        );
+        let err = Device::open_checked(dir.to_str().unwrap()).err().unwrap();
+        assert!(
+            err.contains("cannot open") || err.contains("a directory"),
+            "{err}"
+        );
+        let err = Device::open_checked("/nonexistent/rust_consumer")
+            .err()
+            .unwrap();
+        assert!(err.contains("is rust_consumer loaded?"), "{err}");
+        // A character device, but not the consumer's (on a host without it: not loaded).
+        if let Err(err) = Device::open_checked("/dev/null") {
+            assert!(err.contains("character device 1:3"), "{err}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

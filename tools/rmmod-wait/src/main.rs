@@ -33,6 +33,7 @@ Exit status:
   6  other modules depend on it (its holders must be removed first)
   7  the module cannot be removed: it has an init but no exit ([permanent] in /proc/modules)
   8  the module is built into the kernel
+  9  without --wait: the module is being loaded or removed right now (another loader or remover)
   130, 143  interrupted by SIGINT, SIGTERM (the module may or may not have been removed)";
 
 /// Remove kernel modules; with --wait, retry while they are in use.
@@ -67,6 +68,8 @@ enum Outcome {
     Holders(Vec<String>),
     Permanent,
     BuiltIn,
+    /// Without `--wait`: `EBUSY`, the module is not live (`initstate` says which way it goes).
+    NotLive(String),
     Other(Errno),
 }
 
@@ -81,6 +84,7 @@ impl Outcome {
             Outcome::Holders(_) => 6,
             Outcome::Permanent => 7,
             Outcome::BuiltIn => 8,
+            Outcome::NotLive(_) => 9,
         }
     }
 }
@@ -163,6 +167,12 @@ fn module_name(arg: &str) -> String {
 
 fn sys_module(name: &str) -> std::path::PathBuf {
     Path::new("/sys/module").join(name)
+}
+
+/// `/sys/module/NAME/initstate` (`coming`, `live`, `going`), or `?`.
+fn initstate(name: &str) -> String {
+    std::fs::read_to_string(sys_module(name).join("initstate"))
+        .map_or_else(|_| "?".into(), |s| s.trim().to_string())
 }
 
 fn refcnt(name: &str) -> Option<u64> {
@@ -261,6 +271,10 @@ fn remove(name: &str, args: &Args) -> Outcome {
                         err.desc()
                     );
                 }
+                // One attempt, and someone else is loading or removing the module: not "in use".
+                if !args.wait && err == Errno::EBUSY {
+                    return Outcome::NotLive(initstate(name));
+                }
                 return Outcome::TimedOut;
             }
             Step::Retry => {
@@ -297,6 +311,9 @@ fn describe(name: &str, outcome: &Outcome, args: &Args) -> String {
             format!("{name}: cannot be removed: it has an init but no exit ([permanent])")
         }
         Outcome::BuiltIn => format!("{name}: built into the kernel, cannot be removed"),
+        Outcome::NotLive(st) => format!(
+            "{name}: being loaded or removed right now (initstate {st}): try again, or use --wait"
+        ),
         Outcome::Other(e) => format!("{name}: {}", e.desc()),
     }
 }
@@ -408,6 +425,7 @@ mod tests {
             Outcome::Holders(vec![]),
             Outcome::Permanent,
             Outcome::BuiltIn,
+            Outcome::NotLive("going".into()),
         ];
         let mut codes: Vec<u8> = all.iter().map(Outcome::exit_code).collect();
         assert_eq!(codes[0], 0);
