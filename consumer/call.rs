@@ -7,6 +7,7 @@ use kernel::prelude::*;
 
 use crate::{
     abi::{
+        self,
         ProviderInfo,
         ProviderOps,
         NAME_LEN, //
@@ -134,7 +135,13 @@ pub(crate) struct Reply {
 }
 
 /// Calls `op` of the table called `name`, inside its drain and under a reference on its owner.
+///
+/// A `hold` longer than the ABI's bound is refused (`EINVAL`) before any table is looked up: the
+/// bound is the consumer's promise that a call, and so a withdrawal, waits at most that long.
 pub(crate) fn call(name: &[u8; NAME_LEN], op: Op) -> Result<Reply> {
+    if matches!(op, Op::Hold(us) if us > abi::HOLD_MAX_US) {
+        return Err(EINVAL);
+    }
     let table = Registry::global().get(name)?;
     let mut result = 0;
     let outcome = match op {

@@ -364,7 +364,7 @@ test_configfs_tables() {
 test_withdraw_drains() {
 	local t0 t1 before a s failed0
 	ensure_pair || fail "loading the pair failed" || return
-	# (calls_failed is cumulative: bad_input's refused holds count there too.)
+	# (calls_failed is cumulative: compare with its value now.)
 	stat_into failed0 calls_failed
 	mkdir $CONFIGFS/drained || fail "mkdir $CONFIGFS/drained failed" || return
 	holds_overlap drained || return
@@ -748,6 +748,16 @@ test_bad_input() {
 	"$TOOLS_DIR/rmc-load" --device "$TMP/rust_consumer" -n 1 >/dev/null 2>"$TMP/err"
 	rc=$?
 	[ $rc -eq 3 ] || fail "rmc-load with a regular file as the device: exit $rc: $(cat "$TMP/err")" || return
+	# A hold over the bound is refused before any table is called: no reference, no failure.
+	local t0 t1 f0 f1
+	stat_into t0 refs_taken
+	stat_into f0 calls_failed
+	text "hold $PROVIDER 1000001" >/dev/null 2>&1
+	rmc_ctl --expect EINVAL call $PROVIDER hold 1000001 >/dev/null 2>&1
+	stat_into t1 refs_taken
+	stat_into f1 calls_failed
+	[ "$t1" = "$t0" ] && [ "$f1" = "$f0" ] ||
+		fail "a refused hold reached the provider: refs_taken $t0 -> $t1, calls_failed $f0 -> $f1" || return
 	rmc_ctl fuzz --count "$FUZZ_COUNT" --seed "$RANDOM" 2>"$TMP/fuzz.txt"
 	local rc=$?
 	sed 's/^/# /' "$TMP/fuzz.txt"
