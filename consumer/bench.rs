@@ -30,10 +30,7 @@ use kernel::{
 use pin_init::stack_pin_init;
 
 use crate::{
-    abi::{
-        ProviderOps,
-        NAME_LEN, //
-    },
+    abi::NAME_LEN,
     call, module_ref,
     registry::Registry,
     uapi::{
@@ -71,12 +68,12 @@ const MAX_RACE_WAIT_US: u64 = 10_000_000;
 
 /// What one benchmark loop needs; the threads of a concurrent run share one.
 ///
-/// `BenchLoop` is `Sync` by its fields' types: `&ProviderOps` (`ProviderOps: Sync`), a name,
-/// and atomics. The reference that makes calling `ops` sound is not in here: the ioctl's
-/// [`crate::call::TableRef`] holds it for the whole run, and the run ends (every kthread has
-/// exited) before it is dropped.
+/// `BenchLoop` is `Sync` by its fields' types: a name and atomics. It holds no table: every
+/// chunk of [`CHECK_EVERY`] iterations looks the table up and runs inside that lookup's drain
+/// section and under its module reference, as every call does, so a withdrawal of the table
+/// waits for one chunk at most, never for the run (which the user sizes, up to
+/// `BENCH_MAX_ITERS` per thread).
 struct BenchLoop<'a> {
-    ops: &'a ProviderOps,
     name: &'a [u8; NAME_LEN],
     variant: Variant,
     iters: u64,
@@ -98,18 +95,22 @@ impl BenchLoop<'_> {
             let chunk_end = self.iters.min(i + CHECK_EVERY);
             match self.variant {
                 Variant::Bare => {
+                    let chunk = Registry::global().get(self.name)?;
+                    let ops = chunk.ops();
                     for x in i..chunk_end {
-                        // SAFETY: The run's reference is held by the ioctl (see `BenchLoop`).
-                        black_box(unsafe { call::compute(self.ops, x) });
+                        // SAFETY: `chunk` holds a reference on the owner (and the drain keeps
+                        // the table).
+                        black_box(unsafe { call::compute(ops, x) });
                     }
                 }
                 Variant::GetPut => {
+                    let chunk = Registry::global().get(self.name)?;
+                    let ops = chunk.ops();
                     for x in i..chunk_end {
-                        // SAFETY: Direct protection: the ioctl holds a reference on the owner
-                        // for the whole run (see `BenchLoop`).
-                        let r = unsafe { module_ref::try_get(self.ops.owner) }.ok_or(ENODEV)?;
-                        // SAFETY: We hold `r` (and the run's reference).
-                        black_box(unsafe { call::compute(self.ops, x) });
+                        // SAFETY: Direct protection: `chunk` holds a reference on the owner.
+                        let r = unsafe { module_ref::try_get(ops.owner) }.ok_or(ENODEV)?;
+                        // SAFETY: We hold `r` (and `chunk`'s reference).
+                        black_box(unsafe { call::compute(ops, x) });
                         drop(r);
                     }
                 }
@@ -142,9 +143,9 @@ pub(crate) fn ioctl(args: &mut BenchArgs, race_window_us: u32) -> Result {
         return Err(EINVAL);
     }
     let name = uapi::user_name_padded(&args.table)?;
-    let table = Registry::global().get(&name)?;
+    // The table must exist now (`ENODEV` at once, not from every thread); the run holds nothing.
+    drop(Registry::global().get(&name)?);
     let bench = BenchLoop {
-        ops: table.ops(),
         name: &name,
         variant,
         iters: args.iters,
@@ -155,7 +156,6 @@ pub(crate) fn ioctl(args: &mut BenchArgs, race_window_us: u32) -> Result {
         0 => bench.run()?,
         n => run_kthreads(&bench, n)?,
     };
-    drop(table);
     Ok(())
 }
 

@@ -58,6 +58,7 @@ ALL_TESTS=(
 	"calls_verified|answers verified in bash and by 8000 calls from 4 threads"
 	"bench_kthreads|one kthread per CPU; refs grow by exactly threads x iters + 1"
 	"bench_interrupted|a 10^8-iteration in-kernel benchmark stops within 10 s of SIGTERM"
+	"withdraw_during_bench|rmdir of a table under a 10^8-iteration benchmark returns within 2 s; the run ends ENODEV"
 	"no_provider_enodev|without a provider every call gets ENODEV, and the log stays quiet"
 	"text_kept_open|one open file across ok, failures, removal, reload; answers in pieces"
 	"configfs_tables|mkdir registers a table; EEXIST, ENAMETOOLONG; rmdir -> ENODEV"
@@ -278,6 +279,39 @@ test_bench_interrupted() {
 		[ $rc -eq 143 ] || fail "$cpus thread(s): exit $rc, not 143 (SIGTERM): $(cat "$TMP/bench.err")" || return
 	done
 	[ "$(refs_held)" = 0 ] || fail "references held after the interrupted runs: $(refs_held)"
+}
+
+# A long in-kernel benchmark holds no table for its run: every 4096 iterations it looks the
+# table up again and runs inside that lookup's drain, so withdrawing the table waits for one such
+# chunk, and the run then stops with ENODEV. (Holding the table for the whole run kept rmdir in D
+# state, unkillable, for as long as the user asked the run to last.)
+table_taken() { local n; stat_into n refs_taken "$1"; [ "$n" -gt 0 ] 2>/dev/null; }
+test_withdraw_during_bench() {
+	local cpus n pid t0 t1 rc
+	ensure_pair || fail "loading the pair failed" || return
+	[ -x "$TOOLS_DIR/rmc-bench" ] || { skip "${TOOLS_FROM:-$TOOLS_DIR}/rmc-bench not built (make tools)"; return 0; }
+	n=$(nproc)
+	[ "$n" -le 4 ] || n=4
+	for cpus in 1 "$n"; do
+		mkdir $CONFIGFS/benched || fail "mkdir $CONFIGFS/benched failed" || return
+		"$TOOLS_DIR/rmc-bench" kernel -n 100000000 --reps 1 --cpus "$cpus" --exact --variant a \
+			-p benched >/dev/null 2>"$TMP/bench.err" &
+		pid=$!
+		defer stop_bg "$pid"
+		loop_until 10 table_taken benched || { fail "$cpus thread(s): the run never took the table"; return; }
+		nap 1
+		ms_now t0
+		rmdir $CONFIGFS/benched || { fail "$cpus thread(s): rmdir during the run failed"; return; }
+		ms_now t1
+		wait_pid "$pid" 10
+		rc=$?
+		ktap_print_msg "$cpus thread(s): rmdir under the run returned after $((t1 - t0)) ms; the run: exit $rc, $(grep -o 'ENODEV[^)]*' "$TMP/bench.err" | head -n 1)"
+		[ $((t1 - t0)) -le 2000 ] || fail "$cpus thread(s): rmdir took $((t1 - t0)) ms (bound 2000)" || return
+		[ $rc -ne 124 ] || fail "$cpus thread(s): the run was still going 10 s after the table went" || return
+		[ $rc -ne 0 ] && grep -q ENODEV "$TMP/bench.err" ||
+			fail "$cpus thread(s): the run did not end with ENODEV (exit $rc): $(cat "$TMP/bench.err")" || return
+	done
+	[ "$(refs_held)" = 0 ] || fail "references held after the runs: $(refs_held)"
 }
 
 # Without a provider every call gets ENODEV, and the consumer does not fill the log about it.
