@@ -156,7 +156,8 @@ pub(crate) type RegisterFn = unsafe extern "C" fn(ops: *const ProviderOps) -> c_
 /// using it and none can start on it (calls in flight are drained; they may sleep for as long
 /// as the provider's own ops do). May be called at any time from process context, while the
 /// provider is live as well as from its init error path or exit; not from an atomic context,
-/// and not from one of the table's own entries. A table that is not registered is ignored.
+/// and not from one of the table's own entries. A call for a table that another caller is
+/// withdrawing waits for the same drain; a table that is not registered is ignored.
 ///
 /// # Safety
 ///

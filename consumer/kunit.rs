@@ -154,6 +154,92 @@ mod tests {
         0
     }
 
+    extern "C" fn test_compute(x: u64) -> u64 {
+        x
+    }
+    extern "C" fn test_hold(_us: u32) -> kernel::ffi::c_int {
+        0
+    }
+    /// Writes nothing.
+    ///
+    /// # Safety
+    ///
+    /// None needed: `info` is not touched (the ABI lets `describe` assume it is writable).
+    unsafe extern "C" fn test_describe(_info: *mut abi::ProviderInfo) {}
+
+    #[test]
+    fn a_second_withdrawal_waits_for_the_drain() -> Result {
+        use kernel::{
+            sync::atomic::{
+                Acquire,
+                Atomic,
+                Release, //
+            },
+            time::{
+                delay::fsleep,
+                Delta, //
+            },
+            workqueue,
+        };
+        // Two withdrawals of one table at once (a C provider whose remove() and error path both
+        // withdraw it): neither may return while a call uses the table, or its caller frees the
+        // table under the call. The negative control without the drain fails this by design.
+        if crate::registry::UNSAFE_SKIP_DRAIN {
+            return Ok(());
+        }
+        static RETURNED: Atomic<u64> = Atomic::new(0);
+        RETURNED.store(0, Release);
+        let ops = KBox::new(
+            ProviderOps {
+                abi_version: abi::ABI_VERSION,
+                name: abi::name_buf(b"kunit_withdrawn_twice").ok_or(EINVAL)?,
+                owner: kernel::module::this_module::<crate::RustConsumer>().as_ptr(),
+                compute: Some(test_compute),
+                hold: Some(test_hold),
+                describe: Some(test_describe),
+            },
+            GFP_KERNEL,
+        )?;
+        let registry = Registry::global();
+        // SAFETY: `ops` is a complete table that stays alive and unchanged until both
+        // withdrawals below have returned (it is dropped last).
+        unsafe { registry.register(&*ops) }?;
+        let call = registry.get(&ops.name)?; // A call in flight: inside the table's drain.
+        let table = core::ptr::from_ref::<ProviderOps>(&ops) as usize;
+        let mut spawned = 0;
+        for _ in 0..2 {
+            let withdraw = move || {
+                Registry::global().unregister(table as *const ProviderOps);
+                RETURNED.fetch_add(1, Release);
+            };
+            if workqueue::system().try_spawn(GFP_KERNEL, withdraw).is_ok() {
+                spawned += 1;
+            }
+        }
+        fsleep(Delta::from_millis(300));
+        let returned_during_call = RETURNED.load(Acquire);
+        drop(call);
+        if spawned == 0 {
+            registry.unregister(core::ptr::from_ref::<ProviderOps>(&ops));
+        }
+        let mut waits = 0;
+        while RETURNED.load(Acquire) < spawned && waits < 500 {
+            fsleep(Delta::from_millis(10));
+            waits += 1;
+        }
+        let returned = RETURNED.load(Acquire);
+        if returned < spawned {
+            // Never free a table a withdrawal may still look at.
+            core::mem::forget(ops);
+        } else {
+            drop(ops);
+        }
+        assert_eq!(spawned, 2);
+        assert_eq!(returned_during_call, 0);
+        assert_eq!(returned, 2);
+        Ok(())
+    }
+
     #[test]
     fn module_refs_count() -> Result {
         let this = kernel::module::this_module::<crate::RustConsumer>().as_ptr();

@@ -75,6 +75,9 @@ pub(crate) struct Slot {
     #[pin]
     drain: SrcuFast,
     ops: Atomic<*const ProviderOps>,
+    /// The table being withdrawn from this slot, from when withdrawal clears `ops` until its
+    /// drain is over; null otherwise. Written and read with [`Registry::in_use`] held.
+    withdrawing: Atomic<*const ProviderOps>,
     name_hash: Atomic<u64>,
     pub(crate) stats: Stats,
 }
@@ -92,6 +95,7 @@ impl Slot {
         try_pin_init!(Self {
             drain <- SrcuFast::new(c"rust_consumer_drain", Pin::static_ref(class)),
             ops: Atomic::new(ptr::null()),
+            withdrawing: Atomic::new(ptr::null()),
             name_hash: Atomic::new(0),
             stats: Stats::new()?,
         })
@@ -271,11 +275,12 @@ impl Registry {
         Ok(())
     }
 
-    /// Withdraws the table `ops`: clears its slot, then waits for the slot's drain. A table that
-    /// is not registered is ignored.
+    /// Withdraws the table `ops`: clears its slot, then waits for the slot's drain. A second
+    /// caller withdrawing the same table meanwhile waits for the same drain; a table that is not
+    /// registered (nor being withdrawn) is ignored.
     pub(crate) fn unregister(&self, ops: *const ProviderOps) {
         let found = {
-            let _in_use = self.in_use.lock();
+            let in_use = self.in_use.lock();
             let found = self
                 .slots
                 .iter()
@@ -286,6 +291,20 @@ impl Registry {
                     .store(self.registered.load(Relaxed) & !(1 << i), Release);
                 // INVARIANT: Cleared under the lock; the wait for the readers follows.
                 slot.ops.store(ptr::null(), Release);
+                slot.withdrawing.store(ops, Relaxed);
+            } else if let Some(slot) = self
+                .slots
+                .iter()
+                .find(|s| ptr::eq(s.withdrawing.load(Relaxed), ops))
+            {
+                // Another caller is withdrawing this table right now (a provider whose remove()
+                // and error path both withdraw it): returning before its drain is over would
+                // let this caller free the table under a call. Wait for the same readers: every
+                // section that found the table began before `ops` was cleared, so a grace
+                // period that starts now waits for all of them.
+                drop(in_use);
+                slot.drain.synchronize_expedited();
+                return;
             }
             found
         };
@@ -302,6 +321,7 @@ impl Registry {
         let mut in_use = self.in_use.lock();
         // Nobody writes the slot's counters any more (`Slot` invariant), so moving them is exact.
         slot.stats.move_into(&self.retired);
+        slot.withdrawing.store(ptr::null(), Relaxed);
         *in_use &= !(1 << i);
     }
 
