@@ -144,7 +144,8 @@ pub(crate) fn name_bytes(buf: &[u8; NAME_LEN]) -> &[u8] {
 }
 
 /// Signature of `rust_consumer_register`: returns 0 or a negative errno (`EINVAL`: a NULL or
-/// incomplete table, an empty or unpadded name, another ABI version; `EEXIST`: name taken;
+/// incomplete table, an empty or unpadded name or one with a byte that is not printable ASCII
+/// (space included), another ABI version; `EEXIST`: name taken;
 /// `ENOSPC`: registry full). Process context.
 ///
 /// # Safety

@@ -248,7 +248,12 @@ impl Registry {
             pr_err!("refusing provider: NULL owner or NULL entry in its table\n");
             return Err(EINVAL);
         }
-        if table.name().is_empty() || !table.is_nul_padded() {
+        // A name must be addressable through the text interface, whose words are separated by
+        // whitespace and whose `list` prints one name a line: printable ASCII, no space.
+        if table.name().is_empty()
+            || !table.is_nul_padded()
+            || !table.name().iter().all(u8::is_ascii_graphic)
+        {
             return Err(EINVAL);
         }
         let mut in_use = self.in_use.lock();

@@ -3,7 +3,8 @@
 //! Tables added and withdrawn while the provider is live: `/sys/kernel/config/rust_provider/`.
 //!
 //! `mkdir NAME` registers a table called `NAME` (errors: `EEXIST` the name is registered,
-//! `ENOSPC` the registry is full, `ENAMETOOLONG` 32 bytes or more). `rmdir NAME` withdraws it:
+//! `ENOSPC` the registry is full, `ENAMETOOLONG` 32 bytes or more, `EINVAL` a byte that is not
+//! printable ASCII, space included: the text interface could not name the table). `rmdir NAME` withdraws it:
 //! configfs drops its last reference to the directory's item inside `rmdir`, which drops the
 //! [`Table`] and with it the [`Registration`], whose withdrawal waits for the calls using the
 //! table. So `rmdir` returns only once the table is no longer in use, and then frees it.

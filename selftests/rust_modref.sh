@@ -61,7 +61,7 @@ ALL_TESTS=(
 	"withdraw_during_bench|rmdir of a table under a 10^8-iteration benchmark returns within 2 s; the run ends ENODEV"
 	"no_provider_enodev|without a provider every call gets ENODEV, and the log stays quiet"
 	"text_kept_open|one open file across ok, failures, removal, reload; answers in pieces"
-	"configfs_tables|mkdir registers a table; EEXIST, ENAMETOOLONG; rmdir -> ENODEV"
+	"configfs_tables|mkdir registers a table; EEXIST, ENAMETOOLONG, EINVAL for a name text cannot address; rmdir -> ENODEV"
 	"withdraw_drains|rmdir returns only after the holds sleeping in the table; then ENODEV"
 	"withdraw_under_load|TABLE_CYCLES withdraw/re-add cycles under load; rust_provider always answers"
 	"withdraw_and_rmmod|withdrawals and removal interleaved under load; a table dir pins the module"
@@ -385,6 +385,14 @@ test_configfs_tables() {
 	long=$(printf 'x%.0s' $(seq 32))
 	a=$(mkdir $CONFIGFS/$long 2>&1) && fail "a 32-byte name was accepted" && return
 	grep -q "File name too long" <<<"$a" || fail "32-byte name: $a" || return
+	# Names the text interface could not address (a space, a control character, non-ASCII):
+	# refused at mkdir, nothing registered.
+	local bad
+	for bad in "a b" $'ctl\x01' $'nl\nx' "$(printf 'caf\xc3\xa9')"; do
+		a=$(mkdir "$CONFIGFS/$bad" 2>&1) && { rmdir "$CONFIGFS/$bad"; fail "mkdir of $(printf %q "$bad") was accepted"; return; }
+		grep -q "Invalid argument" <<<"$a" || fail "mkdir $(printf %q "$bad"): $a" || return
+	done
+	[ "$(text list | xargs)" = "rust_provider foo" ] || fail "list after refused names: $(text list | xargs)" || return
 	rmdir $CONFIGFS/foo || fail "rmdir $CONFIGFS/foo failed" || return
 	a=$(text "compute foo 1" 2>&1) && fail "foo answers after rmdir: $a" && return
 	[ "$a" = "err 19" ] || fail "after rmdir: '$a', expected 'err 19'" || return
