@@ -57,7 +57,7 @@ ALL_TESTS=(
 	"registry|3 tables by name; EEXIST for a duplicate, ENOSPC for 9; a refusal leaves nothing"
 	"calls_verified|answers verified in bash and by 8000 calls from 4 threads"
 	"bench_kthreads|one kthread per CPU; refs grow by exactly threads x iters + 1"
-	"bench_interrupted|a 10^8-iteration in-kernel benchmark stops within 10 s of SIGTERM"
+	"bench_interrupted|a 10^8-iteration in-kernel benchmark stops within 10 s of SIGTERM (calling thread, kthreads)"
 	"withdraw_during_bench|rmdir of a table under a 10^8-iteration benchmark returns within 2 s; the run ends ENODEV"
 	"no_provider_enodev|without a provider every call gets ENODEV, and the log stays quiet"
 	"text_kept_open|one open file across ok, failures, removal, reload; answers in pieces"
@@ -262,8 +262,11 @@ test_bench_interrupted() {
 	[ -x "$TOOLS_DIR/rmc-bench" ] || { skip "${TOOLS_FROM:-$TOOLS_DIR}/rmc-bench not built (make tools)"; return 0; }
 	n=$(nproc)
 	[ "$n" -le 4 ] || n=4
-	for cpus in 1 "$n"; do
-		"$TOOLS_DIR/rmc-bench" kernel -n 100000000 --reps 1 --cpus $cpus --exact --variant c \
+	# The calling thread's loop (its own signal check) first, then 1 and n kthreads.
+	for cpus in caller 1 "$n"; do
+		local where=(--cpus "$cpus" --exact)
+		[ "$cpus" != caller ] || where=(--caller)
+		"$TOOLS_DIR/rmc-bench" kernel -n 100000000 --reps 1 "${where[@]}" --variant c \
 			>/dev/null 2>"$TMP/bench.err" &
 		pid=$!
 		defer stop_bg "$pid"

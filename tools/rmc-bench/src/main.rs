@@ -42,6 +42,10 @@ enum Cmd {
         /// Run only the point at CPUS, not every count from 1 up to it.
         #[arg(long, requires = "cpus")]
         exact: bool,
+        /// Run in the calling thread (RMC_IOC_BENCH with cpus = 0), not in kthreads; reported as
+        /// cpus=0.
+        #[arg(long, conflicts_with_all = ["cpus", "exact"])]
+        caller: bool,
         /// Repetitions of each point; the median is reported.
         #[arg(long, default_value_t = 3)]
         reps: usize,
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
             iters,
             cpus,
             exact,
+            caller,
             reps,
             variant,
             table,
@@ -82,6 +87,7 @@ fn main() -> ExitCode {
                 iters,
                 cpus,
                 exact,
+                caller,
                 reps,
                 only: &variant,
             };
@@ -121,6 +127,8 @@ mod tests {
             assert!(Args::try_parse_from(bad).is_err(), "{bad:?}");
         }
         assert!(Args::try_parse_from(["rmc-bench", "kernel", "--exact", "--cpus", "2"]).is_ok());
+        assert!(Args::try_parse_from(["rmc-bench", "kernel", "--caller"]).is_ok());
+        assert!(Args::try_parse_from(["rmc-bench", "kernel", "--caller", "--cpus", "2"]).is_err());
     }
 
     #[test]

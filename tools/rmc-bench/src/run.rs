@@ -68,6 +68,8 @@ pub struct Plan<'a> {
     pub cpus: Option<usize>,
     /// Only the point at `cpus`.
     pub exact: bool,
+    /// Only one point, in the calling thread (`cpus` 0 in the ioctl).
+    pub caller: bool,
     pub reps: usize,
     /// Variants to run (empty: all).
     pub only: &'a [Variant],
@@ -91,7 +93,8 @@ fn run_point(
         };
         format!("RMC_IOC_BENCH on {cpus} CPUs: {e}{hint}")
     })?;
-    Ok(a.ns as f64 / (iters as f64 * cpus as f64))
+    // `ns` is summed over the threads: one in the calling thread (`cpus` 0).
+    Ok(a.ns as f64 / (iters as f64 * cpus.max(1) as f64))
 }
 
 /// Runs the plan; a table on stderr as it goes.
@@ -101,7 +104,11 @@ pub fn kernel(dev: &Device, table: &str, plan: &Plan) -> Result<KernelRun, Strin
     let max = plan
         .cpus
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let min = if plan.exact { max } else { 1 };
+    let (min, max) = match (plan.caller, plan.exact) {
+        (true, _) => (0, 0),
+        (false, true) => (max, max),
+        (false, false) => (1, max),
+    };
     let variants: Vec<Variant> = Variant::ALL
         .into_iter()
         .filter(|v| plan.only.is_empty() || plan.only.contains(v))
