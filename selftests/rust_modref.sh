@@ -60,7 +60,7 @@ ALL_TESTS=(
 	"bench_interrupted|a 10^8-iteration in-kernel benchmark stops within 10 s of SIGTERM (calling thread, kthreads)"
 	"withdraw_during_bench|rmdir of a table under a 10^8-iteration benchmark returns within 2 s; the run ends ENODEV"
 	"no_provider_enodev|without a provider every call gets ENODEV, and the log stays quiet"
-	"text_kept_open|one open file across ok, failures, removal, reload; answers in pieces"
+	"text_kept_open|one open file across ok, failures, removal, reload; answers in pieces; one answer per open file"
 	"configfs_tables|mkdir registers a table; EEXIST, ENAMETOOLONG, EINVAL for a name text cannot address; rmdir -> ENODEV"
 	"withdraw_drains|rmdir returns only after the holds sleeping in the table; then ENODEV"
 	"withdraw_under_load|TABLE_CYCLES withdraw/re-add cycles under load; rust_provider always answers"
@@ -368,6 +368,21 @@ test_text_kept_open() {
 	[ -z "$a" ] || fail "the answer read twice: '$a'" || return
 	exec 3<&-
 	ktap_print_msg "ok, err 19, err 22, err 19 (removed), ok from instance $id2 (read in 2 pieces)"
+	# One answer per open file, the last request's: separate opens keep their own, and writers
+	# sharing one open file (a forked shell's descriptor) read whichever request came last.
+	exec 3<>$DEV 4<>$DEV
+	defer exec 4<&-
+	echo "compute $PROVIDER 11" >&3
+	echo "compute $PROVIDER 22" >&4
+	a=$(cat <&3) b=$(cat <&4)
+	[ "$(field x "$a")" = 11 ] && [ "$(field x "$b")" = 22 ] ||
+		fail "two opens, two answers: '$a' / '$b'" || return
+	(echo "compute $PROVIDER 33" >&3)
+	(echo "compute $PROVIDER 44" >&3)
+	a=$(cat <&3)
+	[ "$(field x "$a")" = 44 ] || fail "a shared open file: '$a', expected the last request's (x=44)" || return
+	exec 3<&- 4<&-
+	ktap_print_msg "two opens keep two answers; a shared open file gives the last request's"
 }
 
 # configfs: mkdir registers a table of the live provider, rmdir withdraws it; names are checked.
