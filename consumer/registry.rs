@@ -324,8 +324,10 @@ impl Registry {
             slot.drain.synchronize_expedited();
         }
         let mut in_use = self.in_use.lock();
-        // Nobody writes the slot's counters any more (`Slot` invariant), so moving them is exact.
-        slot.stats.move_into(&self.retired);
+        // SAFETY: Nobody writes the slot's counters any more: they are written only inside a
+        // drain section in which the slot's table was found, and the drain is over (`Slot`
+        // invariant; the slot is not reused before its bit is cleared below).
+        unsafe { slot.stats.move_into(&self.retired) };
         slot.withdrawing.store(ptr::null(), Relaxed);
         *in_use &= !(1 << i);
     }

@@ -39,11 +39,15 @@ impl Stats {
         self.0.add(c as usize, 1);
     }
 
-    /// Adds every count of `self` into `into` and zeroes `self`. Exact only while nobody
-    /// writes `self`.
-    pub(crate) fn move_into(&self, into: &Stats) {
+    /// Adds every count of `self` into `into` and zeroes `self`.
+    ///
+    /// # Safety
+    ///
+    /// Nobody may add to `self` meanwhile (`PerCpuCounters::take`'s requirement).
+    pub(crate) unsafe fn move_into(&self, into: &Stats) {
         for c in 0..NR_COUNTERS {
-            let sum = self.0.take(c);
+            // SAFETY: Nobody adds to `self` meanwhile (the caller's guarantee).
+            let sum = unsafe { self.0.take(c) };
             if sum != 0 {
                 into.0.add(c, sum);
             }
