@@ -219,7 +219,7 @@ test_calls_verified() {
 test_bench_kthreads() {
 	local n iters=300000 before after seen=0 rc want runs=0 pid
 	ensure_pair || fail "loading the pair failed" || return
-	[ -x "$TOOLS_DIR/rmc-bench" ] || { skip "${TOOLS_FROM:-$TOOLS_DIR}/rmc-bench not built (make tools)"; return 0; }
+	need_rmc_bench || return 0
 	n=$(nproc)
 	before=$(stat_of refs_taken)
 	# While a run lasts, each of the n threads must be seen on its own CPU. (Not all in one scan:
@@ -259,17 +259,14 @@ test_bench_kthreads() {
 test_bench_interrupted() {
 	local cpus pid t0 t1 rc n
 	ensure_pair || fail "loading the pair failed" || return
-	[ -x "$TOOLS_DIR/rmc-bench" ] || { skip "${TOOLS_FROM:-$TOOLS_DIR}/rmc-bench not built (make tools)"; return 0; }
-	n=$(nproc)
-	[ "$n" -le 4 ] || n=4
+	need_rmc_bench || return 0
+	cpus_upto_4 n
 	# The calling thread's loop (its own signal check) first, then 1 and n kthreads.
 	for cpus in caller 1 "$n"; do
 		local where=(--cpus "$cpus" --exact)
 		[ "$cpus" != caller ] || where=(--caller)
-		"$TOOLS_DIR/rmc-bench" kernel -n 100000000 --reps 1 "${where[@]}" --variant c \
-			>/dev/null 2>"$TMP/bench.err" &
-		pid=$!
-		defer stop_bg "$pid"
+		long_bench "${where[@]}" --variant c
+		pid=$BENCH_PID
 		nap 2
 		t0=$(now_ms)
 		kill -TERM "$pid" # (not INT: background jobs of a script ignore SIGINT)
@@ -288,20 +285,16 @@ test_bench_interrupted() {
 # table up again and runs inside that lookup's drain, so withdrawing the table waits for one such
 # chunk, and the run then stops with ENODEV. (Holding the table for the whole run kept rmdir in D
 # state, unkillable, for as long as the user asked the run to last.)
-table_taken() { local n; stat_into n refs_taken "$1"; [ "$n" -gt 0 ] 2>/dev/null; }
 test_withdraw_during_bench() {
 	local cpus n pid t0 t1 rc
 	ensure_pair || fail "loading the pair failed" || return
-	[ -x "$TOOLS_DIR/rmc-bench" ] || { skip "${TOOLS_FROM:-$TOOLS_DIR}/rmc-bench not built (make tools)"; return 0; }
-	n=$(nproc)
-	[ "$n" -le 4 ] || n=4
+	need_rmc_bench || return 0
+	cpus_upto_4 n
 	for cpus in 1 "$n"; do
 		mkdir $CONFIGFS/benched || fail "mkdir $CONFIGFS/benched failed" || return
-		"$TOOLS_DIR/rmc-bench" kernel -n 100000000 --reps 1 --cpus "$cpus" --exact --variant a \
-			-p benched >/dev/null 2>"$TMP/bench.err" &
-		pid=$!
-		defer stop_bg "$pid"
-		loop_until 10 table_taken benched || { fail "$cpus thread(s): the run never took the table"; return; }
+		long_bench --cpus "$cpus" --exact --variant a -p benched
+		pid=$BENCH_PID
+		loop_until 10 table_counted refs_taken benched || { fail "$cpus thread(s): the run never took the table"; return; }
 		nap 1
 		ms_now t0
 		rmdir $CONFIGFS/benched || { fail "$cpus thread(s): rmdir during the run failed"; return; }

@@ -215,9 +215,10 @@ module_leaks() {
 # refs_held: calls in flight (they still move in the negative-control builds).
 refs_held() { stat_of refs_held; }
 holds_in_flight() { local n; stat_into n refs_held; [ "$n" -ge "${1:-1}" ] 2>/dev/null; }
-# table_answers TABLE: TABLE has answered a call since it was registered (its counters start at
-# registration: after a reload, the new instance answers).
-table_answers() { local n; stat_into n calls_ok "$1"; [ "$n" -gt 0 ] 2>/dev/null; }
+# table_counted COUNTER TABLE: TABLE's COUNTER is above zero (a table's counters start at its
+# registration). table_answers TABLE: it has answered a call (after a reload: the new instance).
+table_counted() { local n; stat_into n "$1" "$2"; [ "$n" -gt 0 ] 2>/dev/null; }
+table_answers() { table_counted calls_ok "$1"; }
 provider_answers() { table_answers $PROVIDER; }
 
 # refs_balance: every reference taken was released (the totals; no call may be in flight).
@@ -252,6 +253,14 @@ holds_overlap() {
 	nap 0.5
 	hold_loop_background "$@"
 	loop_until 10 holds_in_flight 2 || fail "never two holds in flight"
+}
+
+# long_bench ARGS...: a 10^8-iteration in-kernel benchmark (rmc-bench kernel ARGS) in the
+# background, stopped by the cleanup stack; BENCH_PID, stderr in $TMP/bench.err.
+long_bench() {
+	"$TOOLS_DIR/rmc-bench" kernel -n 100000000 --reps 1 "$@" >/dev/null 2>"$TMP/bench.err" &
+	BENCH_PID=$!
+	defer stop_bg "$BENCH_PID"
 }
 
 # stop_hold_loops: bounded, each loop ends once its current hold (<= 1 s) returns.
@@ -298,6 +307,11 @@ need_tools() {
 		[ -x "$TOOLS_DIR/$t" ] || { skip "${TOOLS_FROM:-$TOOLS_DIR}/$t not built (make tools)"; return 1; }
 	done
 }
+need_rmc_bench() {
+	[ -x "$TOOLS_DIR/rmc-bench" ] || { skip "${TOOLS_FROM:-$TOOLS_DIR}/rmc-bench not built (make tools)"; return 1; }
+}
+# cpus_upto_4 VAR: the online CPUs, at most 4 (the benchmark cases' thread count).
+cpus_upto_4() { local _c; _c=$(nproc); [ "$_c" -le 4 ] || _c=4; printf -v "$1" %d "$_c"; }
 # local_tools: tools on a network filesystem run from a copy in $TMP. virtme-ng's 9p share has
 # no page cache: every exec would read the whole binary from the host again.
 local_tools() {

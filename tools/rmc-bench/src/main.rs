@@ -223,6 +223,7 @@ mod tests {
                 "--iters",
                 "--cpus",
                 "--exact",
+                "--caller",
                 "--reps",
                 "--variant",
                 "a",
