@@ -77,18 +77,33 @@ struct BenchLoop<'a> {
     name: &'a [u8; NAME_LEN],
     variant: Variant,
     iters: u64,
-    /// Set when the run must stop early (a signal to the ioctl's caller).
-    stop: Atomic<u64>,
+    /// Nonzero when the run must stop early: the errno every thread then returns (`EINTR` for a
+    /// signal to the ioctl's caller, or the first error one of the threads met).
+    stop: Atomic<i32>,
 }
 
 impl BenchLoop<'_> {
-    /// Whether the loop must stop: a signal to this thread, or the run being stopped.
-    fn interrupted(&self) -> bool {
-        self.stop.load(Relaxed) != 0 || kernel::current!().signal_pending()
+    /// Whether the loop must stop: a signal to this thread (`EINTR`), or the run being stopped.
+    fn stopped(&self) -> Result {
+        match self.stop.load(Relaxed) {
+            0 if kernel::current!().signal_pending() => Err(EINTR),
+            0 => Ok(()),
+            code => Err(Error::from_errno(code)),
+        }
+    }
+
+    /// Stops the run for every thread with `e`, unless it was stopped already.
+    fn stop_with(&self, e: Error) {
+        // An `Err` means another reason came first; that one stands.
+        let _ = self.stop.cmpxchg(0, e.to_errno(), Relaxed);
     }
 
     /// Runs the loop in the current thread; returns the nanoseconds it took.
-    fn run(&self) -> Result<u64> {
+    ///
+    /// A thread bound to `cpu` checks between chunks that it still runs there: CPU hotplug moves
+    /// a bound kthread whose CPU goes offline, and a run that did not stay on its CPUs measured
+    /// something else than it was asked to (`EAGAIN`).
+    fn run(&self, cpu: Option<CpuId>) -> Result<u64> {
         let start = Instant::<Monotonic>::now();
         let mut i = 0;
         while i < self.iters {
@@ -122,8 +137,11 @@ impl BenchLoop<'_> {
                 }
             }
             i = chunk_end;
-            if i < self.iters && self.interrupted() {
-                return Err(EINTR);
+            if i < self.iters {
+                self.stopped()?;
+            }
+            if cpu.is_some_and(|c| c != CpuId::current()) {
+                return Err(EAGAIN);
             }
         }
         Ok(u64::try_from(start.elapsed().as_nanos()).unwrap_or(0))
@@ -153,7 +171,7 @@ pub(crate) fn ioctl(args: &mut BenchArgs, race_window_us: u32) -> Result {
     };
     args.cpu = CpuId::current().as_u32();
     args.ns = match args.cpus {
-        0 => bench.run()?,
+        0 => bench.run(None)?,
         n => run_kthreads(&bench, n)?,
     };
     Ok(())
@@ -174,6 +192,8 @@ struct BenchStart<'a> {
 /// One kthread's share of a concurrent run. Lives in the ioctl's frame until the thread exited.
 struct BenchJob<'a> {
     shared: &'a BenchStart<'a>,
+    /// The CPU the thread is bound to.
+    cpu: CpuId,
     /// Out: the thread's loop time.
     ns: u64,
 }
@@ -193,12 +213,16 @@ unsafe extern "C" fn bench_thread(data: *mut c_void) -> c_int {
         shared.all_ready.complete_all();
     }
     shared.start.wait_for_completion();
-    let ret = match shared.bench.run() {
+    let ret = match shared.bench.run(Some(job.cpu)) {
         Ok(ns) => {
             job.ns = ns;
             0
         }
-        Err(e) => e.to_errno(),
+        Err(e) => {
+            // The others stop too: one thread's error is the run's.
+            shared.bench.stop_with(e);
+            e.to_errno()
+        }
     };
     // Release: `job.ns` is written before the ioctl sees this thread as done.
     shared.done.fetch_add(1, Release);
@@ -208,40 +232,20 @@ unsafe extern "C" fn bench_thread(data: *mut c_void) -> c_int {
 /// Runs `bench` in `n` kthreads at once, one bound to each of the first `n` online CPUs, released
 /// together once all of them are waiting; returns the sum of their loop times.
 ///
+/// CPU hotplug is held off only while the CPUs are picked and the threads created and bound, never
+/// while they run: a reader of the hotplug lock that waits for a run the user sized would stall
+/// a CPU going offline, and behind that pending writer every new reader in the system (module
+/// loading among them). A CPU that goes offline during the run moves its thread (a bound kthread
+/// that is not a per-CPU one is pushed away, silently); the thread notices and the run ends with
+/// `EAGAIN`.
+///
 /// The jobs and the completions live in this frame; every thread that was created is stopped
 /// (`kthread_stop` waits for it to exit) before this function returns, on every path.
 fn run_kthreads(bench: &BenchLoop<'_>, n: u32) -> Result<u64> {
-    // CPU hotplug is held off until every thread has exited: a bound kthread whose CPU goes away
-    // would be moved (and logged), and "the first N online CPUs" must stay true while we measure.
-    // SAFETY: Paired with the `cpus_read_unlock` below; nothing in between takes the write side.
-    unsafe { bindings::cpus_read_lock() };
-    let res = run_kthreads_locked(bench, n);
-    // SAFETY: We took the read lock above.
-    unsafe { bindings::cpus_read_unlock() };
-    res
-}
-
-fn run_kthreads_locked(bench: &BenchLoop<'_>, n: u32) -> Result<u64> {
-    // SAFETY: `__cpu_online_mask` is a valid, static cpumask; we read it with hotplug held off.
-    let online = unsafe { Cpumask::from_raw(&raw const bindings::__cpu_online_mask) };
     if n > kernel::cpu::nr_cpu_ids() {
         return Err(EINVAL);
     }
     let threads = usize::try_from(n)?;
-    let mut cpus = KVec::with_capacity(threads, GFP_KERNEL)?;
-    for id in 0..kernel::cpu::nr_cpu_ids() {
-        if cpus.len() == threads {
-            break;
-        }
-        let cpu = CpuId::from_u32(id).ok_or(EINVAL)?;
-        if online.test(cpu) {
-            cpus.push(id, GFP_KERNEL)?;
-        }
-    }
-    if cpus.len() != threads {
-        return Err(EINVAL); // More threads asked for than CPUs are online.
-    }
-
     stack_pin_init!(let all_ready = Completion::new());
     stack_pin_init!(let start = Completion::new());
     let shared = BenchStart {
@@ -253,51 +257,13 @@ fn run_kthreads_locked(bench: &BenchLoop<'_>, n: u32) -> Result<u64> {
         done: Atomic::new(0),
     };
     let mut jobs = KVec::with_capacity(threads, GFP_KERNEL)?;
-    for _ in 0..threads {
-        jobs.push(
-            BenchJob {
-                shared: &shared,
-                ns: 0,
-            },
-            GFP_KERNEL,
-        )?;
-    }
-    // No push after this point: the pointers handed to the threads stay valid.
     let mut tasks: KVec<*mut bindings::task_struct> = KVec::with_capacity(threads, GFP_KERNEL)?;
-    let mut created = Ok(());
-    for (job, &cpu) in jobs.iter_mut().zip(cpus.iter()) {
-        // SAFETY: `bench_thread` accepts exactly a `BenchJob`; each job goes to one thread only,
-        // and every thread has exited before `jobs` (and what it borrows) goes out of scope, as
-        // the `kthread_stop` calls below wait for that. The name format has one `%u`, the CPU.
-        let task = unsafe {
-            bindings::kthread_create_on_cpu(
-                Some(bench_thread),
-                ptr::from_mut(job).cast(),
-                cpu,
-                c"rmc_bench/%u".as_char_ptr(),
-            )
-        };
-        match kernel::error::from_err_ptr(task) {
-            Ok(task) => {
-                // Our own reference: the thread may exit on its own before we stop it, and
-                // `kthread_stop` needs its task to still exist then.
-                // SAFETY: `task` is a valid task just created.
-                unsafe { bindings::get_task_struct(task) };
-                // Cannot fail: the capacity is `threads`.
-                if let Err(e) = tasks.push(task, GFP_NOWAIT) {
-                    // SAFETY: Created, never woken: stopping it exits it without running
-                    // `bench_thread`; then we drop the reference taken above.
-                    unsafe { bindings::kthread_stop_put(task) };
-                    created = Err(e.into());
-                    break;
-                }
-            }
-            Err(e) => {
-                created = Err(e);
-                break;
-            }
-        }
-    }
+    // SAFETY: Paired with the `cpus_read_unlock` below; nothing in between takes the write side.
+    unsafe { bindings::cpus_read_lock() };
+    let created =
+        pick_cpus(&shared, &mut jobs, threads).and_then(|()| create_threads(&mut jobs, &mut tasks));
+    // SAFETY: We took the read lock above.
+    unsafe { bindings::cpus_read_unlock() };
     if created.is_ok() {
         for &task in tasks.iter() {
             // SAFETY: `task` is a created kthread on which we hold a reference.
@@ -309,7 +275,7 @@ fn run_kthreads_locked(bench: &BenchLoop<'_>, n: u32) -> Result<u64> {
         // like a hung task to the watchdog, and a signal to the caller stops the threads.
         while shared.done.load(Acquire) < n {
             if kernel::current!().signal_pending() {
-                bench.stop.store(1, Relaxed);
+                bench.stop_with(EINTR);
             }
             fsleep(Delta::from_millis(10));
         }
@@ -327,4 +293,65 @@ fn run_kthreads_locked(bench: &BenchLoop<'_>, n: u32) -> Result<u64> {
     }
     first_err?;
     Ok(jobs.iter().map(|j| j.ns).sum())
+}
+
+/// Fills `jobs` with one job per CPU, the first `threads` online CPUs. Called with CPU hotplug
+/// held off.
+fn pick_cpus<'a>(
+    shared: &'a BenchStart<'a>,
+    jobs: &mut KVec<BenchJob<'a>>,
+    threads: usize,
+) -> Result {
+    // SAFETY: `__cpu_online_mask` is a valid, static cpumask; we read it with hotplug held off.
+    let online = unsafe { Cpumask::from_raw(&raw const bindings::__cpu_online_mask) };
+    for id in 0..kernel::cpu::nr_cpu_ids() {
+        if jobs.len() == threads {
+            break;
+        }
+        let cpu = CpuId::from_u32(id).ok_or(EINVAL)?;
+        if online.test(cpu) {
+            jobs.push(BenchJob { shared, cpu, ns: 0 }, GFP_KERNEL)?;
+        }
+    }
+    if jobs.len() != threads {
+        return Err(EINVAL); // More threads asked for than CPUs are online.
+    }
+    Ok(())
+}
+
+/// Creates one kthread per job, bound to the job's CPU, not yet woken; each goes into `tasks`
+/// with a reference of ours. Stops at the first failure; the threads created so far stay in
+/// `tasks`. Called with CPU hotplug held off, so that every CPU picked is still online.
+fn create_threads(
+    jobs: &mut KVec<BenchJob<'_>>,
+    tasks: &mut KVec<*mut bindings::task_struct>,
+) -> Result {
+    // No push to `jobs` after this point: the pointers handed to the threads stay valid.
+    for job in jobs.iter_mut() {
+        let cpu = job.cpu.as_u32();
+        // SAFETY: `bench_thread` accepts exactly a `BenchJob`; each job goes to one thread only,
+        // and every thread has exited before `jobs` (and what it borrows) goes out of scope, as
+        // `run_kthreads` stops every task in `tasks`. The name format has one `%u`, the CPU.
+        let task = unsafe {
+            bindings::kthread_create_on_cpu(
+                Some(bench_thread),
+                ptr::from_mut(job).cast(),
+                cpu,
+                c"rmc_bench/%u".as_char_ptr(),
+            )
+        };
+        let task = kernel::error::from_err_ptr(task)?;
+        // Our own reference: the thread may exit on its own before we stop it, and
+        // `kthread_stop` needs its task to still exist then.
+        // SAFETY: `task` is a valid task just created.
+        unsafe { bindings::get_task_struct(task) };
+        // Cannot fail: the capacity is the number of jobs.
+        if let Err(e) = tasks.push(task, GFP_NOWAIT) {
+            // SAFETY: Created, never woken: stopping it exits it without running
+            // `bench_thread`; then we drop the reference taken above.
+            unsafe { bindings::kthread_stop_put(task) };
+            return Err(e.into());
+        }
+    }
+    Ok(())
 }

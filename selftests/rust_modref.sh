@@ -59,6 +59,7 @@ ALL_TESTS=(
 	"bench_kthreads|one kthread per CPU; refs grow by exactly threads x iters + 1"
 	"bench_interrupted|a 10^8-iteration in-kernel benchmark stops within 10 s of SIGTERM (calling thread, kthreads)"
 	"withdraw_during_bench|rmdir of a table under a 10^8-iteration benchmark returns within 2 s; the run ends ENODEV"
+	"bench_cpu_hotplug|a CPU offline and back online under a 4-thread benchmark, each within 5 s; the run ends EAGAIN"
 	"no_provider_enodev|without a provider every call gets ENODEV, and the log stays quiet"
 	"text_kept_open|one open file across ok, failures, removal, reload; answers in pieces; one answer per open file"
 	"configfs_tables|mkdir registers a table; EEXIST, ENAMETOOLONG, EINVAL for a name text cannot address; rmdir -> ENODEV"
@@ -307,6 +308,51 @@ test_withdraw_during_bench() {
 		[ $rc -ne 0 ] && grep -q ENODEV "$TMP/bench.err" ||
 			fail "$cpus thread(s): the run did not end with ENODEV (exit $rc): $(cat "$TMP/bench.err")" || return
 	done
+	[ "$(refs_held)" = 0 ] || fail "references held after the runs: $(refs_held)"
+}
+
+# A benchmark holds off CPU hotplug only while it creates and binds its threads. Held for the run,
+# a CPU going offline waited for the whole run, and behind that pending writer every new
+# cpus_read_lock() in the system (every insmod among them). The thread whose CPU went away is
+# moved by the scheduler, notices, and the run ends with EAGAIN: it measured something else.
+test_bench_cpu_hotplug() {
+	local n cpu online pid t0 t1 t2 rc
+	ensure_pair || fail "loading the pair failed" || return
+	need_rmc_bench || return 0
+	cpus_upto_4 n
+	cpu=$((n - 1)) online=/sys/devices/system/cpu/cpu$((n - 1))/online
+	[ "$n" -ge 2 ] && [ -w "$online" ] || { skip "cpu$cpu cannot be taken offline (no $online)"; return 0; }
+	long_bench --cpus "$n" --exact --variant a
+	pid=$BENCH_PID
+	loop_until 10 table_counted refs_taken rust_provider || { fail "the run never took the table"; return; }
+	nap 1
+	# In the background: a regression would block it for the whole run. Past the bound the run
+	# is stopped, which lets the offline finish, and the case fails.
+	ms_now t0
+	echo 0 >"$online" &
+	local off=$!
+	loop_until 5 not_running "$off" || {
+		kill -TERM "$pid"
+		wait "$off"
+		ms_now t1
+		fail "cpu$cpu offline still waiting after 5 s; it finished $((t1 - t0)) ms in, once the run was stopped"
+		return
+	}
+	wait "$off" || { fail "cpu$cpu: offline failed"; return; }
+	ms_now t1
+	echo 1 >"$online" || { fail "cpu$cpu: online failed"; return; }
+	ms_now t2
+	wait_pid "$pid" 10
+	rc=$?
+	ktap_print_msg "$n threads: cpu$cpu offline in $((t1 - t0)) ms, online in $((t2 - t1)) ms; the run: exit $rc, $(grep -o 'EAGAIN[^(]*' "$TMP/bench.err" | head -n 1)"
+	[ $((t1 - t0)) -le 5000 ] || fail "cpu$cpu offline took $((t1 - t0)) ms (bound 5000)" || return
+	[ $((t2 - t1)) -le 5000 ] || fail "cpu$cpu online took $((t2 - t1)) ms (bound 5000)" || return
+	[ $rc -ne 124 ] || fail "the run was still going 10 s after its CPU went away" || return
+	[ $rc -ne 0 ] && grep -q 'offline during the run' "$TMP/bench.err" ||
+		fail "the run did not end with EAGAIN (exit $rc): $(cat "$TMP/bench.err")" || return
+	# All CPUs are back: a short run on every one of them works again.
+	"$TOOLS_DIR/rmc-bench" kernel -n 10000 --reps 1 --cpus "$n" --exact --variant a >/dev/null 2>"$TMP/bench.err" ||
+		fail "a run on $n CPUs after the hotplug failed: $(cat "$TMP/bench.err")" || return
 	[ "$(refs_held)" = 0 ] || fail "references held after the runs: $(refs_held)"
 }
 

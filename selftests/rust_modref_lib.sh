@@ -84,6 +84,9 @@ wait_pid() {
 	wait "$pid"
 }
 
+# not_running PID: the background process PID has ended (its status is collected by a later wait).
+not_running() { ! kill -0 "$1" 2>/dev/null; }
+
 # stop_bg PID: TERM a background process and wait for it (bounded); nothing if it is gone.
 stop_bg() {
 	kill -0 "$1" 2>/dev/null || { wait "$1" 2>/dev/null; return 0; }

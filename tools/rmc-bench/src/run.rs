@@ -86,10 +86,10 @@ fn run_point(
 ) -> Result<f64, String> {
     let n = u32::try_from(cpus).map_err(|_| format!("{cpus} CPUs: too many"))?;
     let a = dev.bench(table, variant.number(), iters, n).map_err(|e| {
-        let hint = if e == nix::errno::Errno::EINVAL {
-            " (more CPUs than are online?)"
-        } else {
-            ""
+        let hint = match e {
+            nix::errno::Errno::EINVAL => " (more CPUs than are online?)",
+            nix::errno::Errno::EAGAIN => " (a CPU went offline during the run: run it again)",
+            _ => "",
         };
         format!("RMC_IOC_BENCH on {cpus} CPUs: {e}{hint}")
     })?;
