@@ -400,6 +400,11 @@ pub(crate) struct Names {
 }
 
 impl Names {
+    /// How many names there are.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     /// Each name without its NUL padding.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &[u8]> {
         self.buf.iter().take(self.len).map(abi::name_bytes)

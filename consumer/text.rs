@@ -3,7 +3,9 @@
 //! The text interface of `/dev/rust_consumer`: one request per `write`, its answer read back.
 //!
 //! Grammar (README.md, "Userspace interface"): `compute NAME X`, `hold NAME US`,
-//! `describe NAME`, `stats [NAME]`, `list`. A failed request's answer is `err <errno>`.
+//! `describe NAME`, `stats [NAME]`, `list`. Every answer's first word says how the request went:
+//! `ok` and the command, or `err <errno>` for a failed one; so an answer that starts otherwise
+//! did not come from here (a regular file in the device's place answers with what was written).
 
 use core::fmt::Write;
 use kernel::prelude::*;
@@ -93,9 +95,9 @@ pub(crate) fn parse_u64(s: &[u8]) -> Result<u64> {
 }
 
 fn write_stats(out: &mut Answer, name: &[u8], s: &uapi::Stats) -> core::fmt::Result {
-    writeln!(
+    write!(
         out,
-        "{} calls_ok={} calls_enodev={} calls_failed={} refs_taken={} refs_released={} refs_held={}",
+        "ok stats {} calls_ok={} calls_enodev={} calls_failed={} refs_taken={} refs_released={} refs_held={}",
         BStrDisplay(if name.is_empty() { b"total" } else { name }),
         s.calls_ok,
         s.calls_enodev,
@@ -175,15 +177,17 @@ fn run(req: &[u8], out: &mut Answer) -> Result {
             let total = Registry::global().stats(name)?;
             write_stats(out, name, &total).map_err(fmt_err)?;
             if name.is_empty() {
-                writeln!(out, "tables={}", total.tables).map_err(fmt_err)?;
+                write!(out, " tables={}", total.tables).map_err(fmt_err)?;
             }
-            Ok(())
+            writeln!(out).map_err(fmt_err)
         }
         b"list" => {
             if words.next().is_some() {
                 return Err(EINVAL);
             }
-            for name in Registry::global().names().iter() {
+            let names = Registry::global().names();
+            writeln!(out, "ok list {}", names.len()).map_err(fmt_err)?;
+            for name in names.iter() {
                 writeln!(out, "{}", BStrDisplay(name)).map_err(fmt_err)?;
             }
             Ok(())

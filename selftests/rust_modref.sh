@@ -171,7 +171,7 @@ test_registry() {
 	ensure_consumer || fail "insmod rust_consumer failed" || return
 	is_loaded $PROVIDER && { rmmod $PROVIDER || fail "rmmod rust_provider failed" || return; }
 	load $PROVIDER "$MODDIR" tables=3 || fail "insmod rust_provider tables=3 failed" || return
-	a=$(text list | xargs)
+	a=$(table_names | xargs)
 	[ "$a" = "rust_provider rust_provider_1 rust_provider_2" ] || fail "list: '$a'" || return
 	compute_verified rust_provider_2 7 || return
 	a=$(text "describe rust_provider_1") || fail "describe failed: $a" || return
@@ -179,7 +179,7 @@ test_registry() {
 	a=$(text stats)
 	[ "$(field tables " $a")" = 3 ] || fail "stats: $a" || return
 	rmmod $PROVIDER || fail "rmmod rust_provider failed" || return
-	[ -z "$(text list)" ] || fail "tables left after rmmod: $(text list | xargs)" || return
+	a=$(table_names) && [ -z "$a" ] || fail "tables left after rmmod: '$a'" || return
 	for err in "register_twice=1:-17" "tables=9:-28"; do
 		mark
 		if load $PROVIDER "$MODDIR" "${err%%:*}" 2>/dev/null; then
@@ -188,7 +188,7 @@ test_registry() {
 		fi
 		since_mark | grep -q "rust_provider: (init) rust_consumer refused table [0-9]: errno ${err#*:}" ||
 			fail "no 'refused ... errno ${err#*:}' line after ${err%%:*}" || return
-		[ -z "$(text list)" ] || fail "tables left after a refused load: $(text list | xargs)" || return
+		a=$(table_names) && [ -z "$a" ] || fail "tables left after a refused load: '$a'" || return
 	done
 	ktap_print_msg "3 tables listed and called; duplicate name -> EEXIST, 9 tables -> ENOSPC"
 	load $PROVIDER || fail "reloading rust_provider failed"
@@ -430,7 +430,7 @@ test_configfs_tables() {
 	ensure_pair || fail "loading the pair failed" || return
 	[ -d $CONFIGFS ] || fail "$CONFIGFS missing (configfs mounted at /sys/kernel/config?)" || return
 	mkdir $CONFIGFS/foo || fail "mkdir $CONFIGFS/foo failed" || return
-	a=$(text list | xargs)
+	a=$(table_names | xargs)
 	[ "$a" = "rust_provider foo" ] || fail "list after mkdir: '$a'" || return
 	compute_verified foo 77 || return
 	a=$(text "describe foo") || fail "describe foo: $a" || return
@@ -449,11 +449,11 @@ test_configfs_tables() {
 		a=$(mkdir "$CONFIGFS/$bad" 2>&1) && { rmdir "$CONFIGFS/$bad"; fail "mkdir of $(printf %q "$bad") was accepted"; return; }
 		grep -q "Invalid argument" <<<"$a" || fail "mkdir $(printf %q "$bad"): $a" || return
 	done
-	[ "$(text list | xargs)" = "rust_provider foo" ] || fail "list after refused names: $(text list | xargs)" || return
+	[ "$(table_names | xargs)" = "rust_provider foo" ] || fail "list after refused names: $(table_names | xargs)" || return
 	rmdir $CONFIGFS/foo || fail "rmdir $CONFIGFS/foo failed" || return
 	a=$(text "compute foo 1" 2>&1) && fail "foo answers after rmdir: $a" && return
 	[ "$a" = "err 19" ] || fail "after rmdir: '$a', expected 'err 19'" || return
-	[ "$(text list | xargs)" = rust_provider ] || fail "list after rmdir: $(text list | xargs)" || return
+	[ "$(table_names | xargs)" = rust_provider ] || fail "list after rmdir: $(table_names | xargs)" || return
 	[ "$(refcnt)" -eq 0 ] || fail "refcnt $(refcnt) after rmdir" || return
 	ktap_print_msg "mkdir foo answered (instance $ANSWER_ID), EEXIST, ENAMETOOLONG, rmdir -> ENODEV"
 }

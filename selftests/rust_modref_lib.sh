@@ -178,6 +178,18 @@ text() {
 	return $rc
 }
 
+# table_names: the registered tables, one a line: the answer to `list` ("ok list N", then N
+# names), checked. Fails on an answer of another shape.
+table_names() {
+	local a n
+	a=$(text list) || return
+	[[ $a =~ ^ok\ list\ ([0-9]+)($'\n'|$) ]] || { echo "list answered '$a'" >&2; return 1; }
+	n=${BASH_REMATCH[1]}
+	a=$(sed 1d <<<"$a")
+	[ "$(grep -c . <<<"$a")" = "$n" ] || { echo "list said $n names, gave: $a" >&2; return 1; }
+	[ -z "$a" ] || echo "$a"
+}
+
 # field_into VAR NAME TEXT: VAR = the value of the first NAME=... word in TEXT (any line), or
 # empty; no fork. field NAME TEXT prints it.
 field_into() {

@@ -227,6 +227,18 @@ fn fuzz(dev: &Device, count: u64, seed: u64, table: &str) -> bool {
 
 /// A successful `compute` text answer must carry the right `y` for its instance.
 fn check_text_answer(req: &[u8], answer: &str, t: &mut Tally) {
+    // The word after `ok` is the request's command.
+    let cmd = req
+        .split(|b| b.is_ascii_whitespace())
+        .find(|w| !w.is_empty())
+        .map(String::from_utf8_lossy);
+    if cmd.is_none_or(|c| !answer.starts_with(&format!("ok {c}"))) {
+        t.wrong.push(format!(
+            "{:?} answered {answer:?}: not \"ok\" and its command",
+            String::from_utf8_lossy(req)
+        ));
+        return;
+    }
     let Some(rest) = answer.strip_prefix("ok compute ") else {
         return;
     };
@@ -262,12 +274,21 @@ mod tests {
         let mut t = Tally::default();
         let y = rmc::compute_expected(5, 9);
         check_text_answer(
-            b"",
+            b"compute p 5",
             &format!("ok compute provider=p instance=0x9 x=5 y={y}\n"),
             &mut t,
         );
-        assert!(t.wrong.is_empty());
-        check_text_answer(b"", "ok compute provider=p instance=0x9 x=5 y=1\n", &mut t);
+        check_text_answer(b" list", "ok list 0\n", &mut t);
+        assert!(t.wrong.is_empty(), "{:?}", t.wrong);
+        check_text_answer(
+            b"compute p 5",
+            "ok compute provider=p instance=0x9 x=5 y=1\n",
+            &mut t,
+        );
         assert_eq!(t.wrong.len(), 1);
+        // Another command's answer, or none of the protocol's.
+        check_text_answer(b"stats", "ok list 0\n", &mut t);
+        check_text_answer(b"list", "rust_provider\n", &mut t);
+        assert_eq!(t.wrong.len(), 3);
     }
 }

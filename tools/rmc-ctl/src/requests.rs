@@ -91,8 +91,13 @@ pub(crate) fn call(
 /// `text`: one text request; prints the answer.
 pub(crate) fn text(device: &DeviceArg, request: &str) -> Result<String, ExitCode> {
     let r = open(device)?.text(request.as_bytes());
-    if let Ok(a) = &r {
-        print!("{a}");
+    match &r {
+        Ok(a) => print!("{a}"),
+        Err(Errno::EBADMSG) => eprintln!(
+            "rmc-ctl: the answer is neither \"ok ...\" nor \"err N\": {} is not rust_consumer",
+            device.path
+        ),
+        Err(_) => {}
     }
     Ok(outcome_name(&r))
 }

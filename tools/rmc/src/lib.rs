@@ -116,6 +116,14 @@ pub struct Device {
     file: File,
 }
 
+/// Whether a text answer is the consumer's answer to a request that succeeded: `ok`, a command,
+/// and nothing before them.
+pub fn answer_is_ok(answer: &str) -> bool {
+    answer
+        .strip_prefix("ok ")
+        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_lowercase()))
+}
+
 impl Device {
     pub const DEFAULT_PATH: &'static str = "/dev/rust_consumer";
 
@@ -225,10 +233,23 @@ impl Device {
     }
 
     /// Sends one text request and returns the answer (the request's errno on failure).
+    ///
+    /// The consumer's answer to a request that succeeded starts with `ok `; anything else did
+    /// not come from it (a regular file in the device's place answers with what was written)
+    /// and is `EBADMSG`, never success.
     pub fn text(&self, request: &[u8]) -> Result<String, Errno> {
+        self.send(request)?;
+        let answer = self.read_answer()?;
+        if !answer_is_ok(&answer) {
+            return Err(Errno::EBADMSG);
+        }
+        Ok(answer)
+    }
+
+    /// Reads the answer to the last request sent on this file.
+    pub fn read_answer(&self) -> Result<String, Errno> {
         use std::io::Read;
         let mut f = &self.file;
-        self.send(request)?;
         let mut answer = String::new();
         f.read_to_string(&mut answer).map_err(io_errno)?;
         Ok(answer)
@@ -321,6 +342,18 @@ mod tests {
         assert!(name_buf("x".repeat(31).as_bytes()).is_some());
         assert!(name_buf("x".repeat(32).as_bytes()).is_none());
         assert!(name_buf(b"a\0b").is_none());
+    }
+
+    #[test]
+    fn only_an_ok_answer_is_success() {
+        assert!(answer_is_ok("ok list 0\n"));
+        assert!(answer_is_ok("ok stats total calls_ok=1 tables=0\n"));
+        assert!(!answer_is_ok("err 19\n"));
+        // What a regular file in the device's place gives back: the request, or nothing.
+        assert!(!answer_is_ok("list\n"));
+        assert!(!answer_is_ok(""));
+        assert!(!answer_is_ok("rust_provider\n"));
+        assert!(!answer_is_ok("ok\n"));
     }
 
     #[test]
