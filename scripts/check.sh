@@ -124,6 +124,22 @@ got=$(. selftests/rust_modref_lib.sh && module_leaks <(echo "$report") | awk '/^
 	{ echo "module_leaks found '$got', not the named and the bare module-space frames"; status=1; }
 [ -z "$(. selftests/rust_modref_lib.sh && module_leaks /dev/null)" ] || { echo "module_leaks: leaks in an empty report"; status=1; }
 
+log "selftests: foreign_log_lines knows a real fault run's log and nothing more"
+got=$(. selftests/rust_modref_lib.sh && foreign_log_lines selftests/testdata/fault-run.log)
+[ -z "$got" ] || { echo "foreign_log_lines does not recognise lines of selftests/testdata/fault-run.log:"; echo "$got" | head -n 5; status=1; }
+# Right after a dump, and alone: a splat, an unknown line, a failed KUnit case, a frame-shaped
+# line that follows no dump.
+got=$(. selftests/rust_modref_lib.sh && { sed -n '2,40p' selftests/testdata/fault-run.log
+	printf '%s\n' '[ 1.0] BUG: KASAN: slab-use-after-free in foo+0x1/0x2' '[ 1.1]  foo+0x1/0x2 [rust_consumer]' \
+		'[ 1.2] random: crng init done' '[ 1.3]     not ok 3 drains_nest_with_lockdep_on'; } | foreign_log_lines)
+[ "$got" = $'BUG: KASAN: slab-use-after-free in foo+0x1/0x2\n foo+0x1/0x2 [rust_consumer]\nrandom: crng init done\n    not ok 3 drains_nest_with_lockdep_on' ] ||
+	{ echo "foreign_log_lines let through or mangled: '$got'"; status=1; }
+
+# A KUnit case that failed on its own (not for want of memory) is foreign, with its suite's lines.
+got=$(. selftests/rust_modref_lib.sh && sed 's/internal error occurred preventing test case from running: -12/expected 1, got 2/' \
+	selftests/testdata/fault-run.log | foreign_log_lines | grep -c 'not ok\|fail:1')
+[ "$got" = 4 ] || { echo "foreign_log_lines let a real KUnit failure through ($got of 4 lines caught)"; status=1; }
+
 log "selftests: percentiles (the one shell percentile) on known input"
 got=$(. selftests/rust_modref_lib.sh && seq 100 -1 0 | percentiles && printf '4\n1\n3\n2\n' | percentiles 0 50 &&
 	printf '' | percentiles 50)

@@ -470,6 +470,71 @@ fail_nth() {
 	[ $rc -eq 0 ] || fail "fail-nth $*: $(grep -m 3 -E '^FAIL|^rmc-ctl:' "$TMP/fail-nth.txt")"
 }
 
+# foreign_log_lines [FILE]: the lines of a kernel log (dmesg format, FILE or stdin) that are
+# neither our own nor a report the kernel prints for a failure that fault injection forced, each
+# recognised by name:
+#   - our own: rust_consumer:, rust_provider:, rust_modref_selftest:, and KUnit's lines for the
+#     consumer's suite at each load (a failed KUnit case is foreign);
+#   - warn_alloc(): "COMM: page allocation failure:" or "COMM: vmalloc error:", then its stack
+#     dump (CPU/Tainted/Hardware name, Call Trace, frames, the user registers) and show_mem()'s
+#     Mem-Info; "warn_alloc: N callbacks suppressed";
+#   - should_fail()'s "FAULT_INJECTION: forcing a failure." and its stack (verbose > 0);
+#   - execmem: "execmem: unable to allocate memory" (and its rate-limit line);
+#   - kobject_add_internal()/kobject_set_name(): "kobject: ... failed for NAME (error: -12 ...)",
+#     "kobject: can not set name properly!", "kobject_add error: -12";
+#   - kunit's module notifier: "kunit module: error filtering suites: -12";
+#   - kmemleak: "Cannot allocate a scan area, scanning the full object";
+#   - debugfs: "out of free dentries, can not create directory 'NAME'";
+#   - KUnit, when the consumer's suite runs at a load whose allocations fail: a case KUnit could
+#     not set up or clean up ("internal error occurred ...: -12") is "not ok" for that reason
+#     alone; the suite's "fail:K" and its "not ok" pass only when exactly K cases failed so.
+# (dmesg indents the continuation lines of a multi-line record, such as Mem-Info's counters.)
+# A dump's lines are accepted only right after its header and only in a dump's shapes: anything
+# else after it is judged on its own. make check feeds it a log of a real fault run.
+foreign_log_lines() {
+	awk '
+	{ sub(/\r$/, ""); sub(/^\[[ 0-9.]+\] /, "") }
+	/^(rust_consumer|rust_provider|rust_modref_selftest): / { dump = 0; next }
+	/^ *# Subtest: rust_consumer$/ { split("", enomem); kfail = 0; dump = 0; next }
+	/^ *# [a-z0-9_]+: internal error occurred (preventing test case from running|during test case cleanup): -12$/ {
+		n = $2; sub(/:$/, "", n); enomem[n] = 1; dump = 0; next }
+	/^ *not ok [0-9]+ [a-z0-9_]+$/ && ($4 in enomem) { delete enomem[$4]; kfail++; dump = 0; next }
+	/^ *# (rust_consumer|Totals): pass:[0-9]+ fail:[0-9]+ skip:[0-9]+ total:[0-9]+$/ {
+		f = $0; sub(/.* fail:/, "", f); sub(/ .*/, "", f)
+		if (f + 0 == kfail) { dump = 0; next } }
+	/^ *not ok [0-9]+ rust_consumer$/ && kfail > 0 { kfail = 0; dump = 0; next }
+	/^ *(KTAP version 1|[0-9]+\.\.[0-9]+|kunit: disabled|# Subtest: rust_consumer|# [a-z0-9_]+\.speed: [a-z]+|# speed: [a-z]+|ok [0-9]+ [a-z0-9_]+( # SKIP.*)?|# rust_consumer: pass:[0-9]+ fail:0 skip:[0-9]+ total:[0-9]+|# Totals: pass:[0-9]+ fail:0 skip:[0-9]+ total:[0-9]+)$/ { dump = 0; next }
+	/^[^ :]+: (page allocation failure: order:[0-9]+|vmalloc error: size [0-9]+), / { dump = 1; next }
+	/^FAULT_INJECTION: forcing a failure\.$/ { dump = 1; next }
+	/^name [a-z_]+, interval [0-9]+, probability [0-9]+, space [0-9]+, times -?[0-9]+$/ && dump { next }
+	/^Mem-Info:$/ && dump { next }
+	/^(warn_alloc|execmem_vmalloc|[a-z_]+): [0-9]+ callbacks suppressed$/ { next }
+	/^execmem: unable to allocate memory$/ { next }
+	/^kobject: (kobject_add_internal failed for [^ ]+ \(error: -12( parent: [^ ]+)?\)|can not set name properly!|kobject_create_and_add: kobject_add error: -12)$/ { next }
+	/^kunit module: error filtering suites: -12$/ { next }
+	/^kmemleak: Cannot allocate a scan area, scanning the full object$/ { next }
+	/^debugfs: out of free dentries, can not create directory .[A-Za-z0-9_]+.$/ { next }
+	dump && (/^CPU: [0-9]+ UID: [0-9]+ PID: [0-9]+ Comm: / || /^Tainted: / || /^Hardware name: / ||
+		/^Call Trace:$/ || /^ *<\/?(TASK|IRQ|NMI|SOFTIRQ)>$/ ||
+		/^ +(\? )?[A-Za-z0-9_.$]+\+0x[0-9a-f]+\/0x[0-9a-f]+( \[[A-Za-z0-9_]+\])?$/ ||
+		/^(RIP|RSP|RAX|RDX|RBP|R10|R13|Code): / ||
+		/^ *[a-z_]+:[0-9]+( [a-z_]+:[0-9]+)*$/ || /^Node [0-9]+ / ||
+		/^(DMA|DMA32|Normal|Movable|HighMem)( free:|: )/ || /^lowmem_reserve\[\]:( [0-9]+)+$/ ||
+		/^[0-9]+ (total pagecache pages|pages in swap cache|pages RAM|pages HighMem\/MovableOnly|pages reserved|pages cma reserved|pages hwpoisoned)$/ ||
+		/^(Free|Total) swap += [0-9]+kB$/) { next }
+	{ dump = 0; print }
+	' "${1:-/dev/stdin}"
+}
+# log_ours: fails the case if the kernel log since the last mark holds a foreign line.
+log_ours() {
+	local foreign
+	foreign=$(since_mark | foreign_log_lines)
+	[ -z "$foreign" ] && return 0
+	ktap_print_msg "the kernel log holds lines that are neither ours nor a recognised injected-failure report:"
+	head -n 10 <<<"$foreign" | sed 's/^/#   /'
+	fail "$(grep -c . <<<"$foreign") foreign kernel log line(s)"
+}
+
 # ------------------------------------------------------------------------------------------------
 # Numbers.
 
