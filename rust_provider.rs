@@ -3,14 +3,15 @@
 //! A provider module that registers ops tables, owned by itself, with `rust_consumer`.
 //!
 //! At load it picks a random instance id and registers `tables` tables (`rust_provider`,
-//! `rust_provider_1`, ...), then its configfs subsystem (last: once it exists nothing in init may
-//! fail). While it is loaded, userspace adds and
+//! `rust_provider_1`, ...), then its configfs subsystem, which shows each of them as a directory
+//! (last: once it exists nothing in init may fail). While it is loaded, userspace adds and
 //! withdraws tables of its own through configfs, as a driver registers ops when a device is
-//! bound and withdraws them when it goes away:
+//! bound and withdraws them when it goes away, and withdraws any table, as unbinding does:
 //!
 //! ```sh
 //! mkdir /sys/kernel/config/rust_provider/foo    # registers a table called foo
 //! rmdir /sys/kernel/config/rust_provider/foo    # withdraws it; returns once its calls drained
+//! echo 0 > /sys/kernel/config/rust_provider/rust_provider/enabled   # withdraws a load-time one
 //! ```
 //!
 //! A table is a heap allocation ([`Registration`] owns it). `rust_consumer_unregister` returns
@@ -19,8 +20,10 @@
 //!
 //! The provider never counts its callers: every call holds a reference on this module while it
 //! runs code from a table, so `rmmod rust_provider` fails with `EWOULDBLOCK` ("in use") while a
-//! call is in flight, and no call runs once the exit has begun. (A configfs table also pins the
-//! module, as configfs does for every item: `rmdir` the tables before `rmmod`.)
+//! call is in flight, and no call runs once the exit has begun. (A `mkdir`-ed table also pins the
+//! module, as configfs does for every item userspace creates: `rmdir` it before `rmmod`. Under a
+//! load whose calls always overlap, the count never reaches zero: `echo 0 > .../enabled` on every
+//! table first, and the calls end.)
 //!
 //! ```sh
 //! insmod rust_consumer.ko
@@ -32,6 +35,10 @@
 use kernel::{
     bindings, configfs,
     prelude::*,
+    sync::{
+        Arc,
+        UniqueArc, //
+    },
     time::{
         Instant,
         Monotonic, //
@@ -53,7 +60,7 @@ mod tables;
 )]
 mod uapi;
 
-use registration::Registration;
+use tables::TableState;
 
 module! {
     type: RustProvider,
@@ -92,11 +99,11 @@ module! {
 
 #[pin_data(PinnedDrop)]
 struct RustProvider {
-    /// `/sys/kernel/config/rust_provider/`: tables added and withdrawn while loaded.
+    /// `/sys/kernel/config/rust_provider/`: a directory for every table.
     #[pin]
     _configfs: configfs::Subsystem<tables::Tables>,
-    /// The tables registered at load (`tables=`).
-    registrations: KVec<Registration>,
+    /// The tables registered at load (`tables=`); their directories are the subsystem's.
+    tables: KVec<Arc<TableState>>,
 }
 
 impl kernel::InPlaceModule for RustProvider {
@@ -109,13 +116,18 @@ impl kernel::InPlaceModule for RustProvider {
         ops::set_instance_id(id);
         let owner = module.as_ptr();
         try_pin_init!(Self {
-            registrations: register_at_load(owner)?,
+            tables: register_at_load(owner)?,
             // Last: once the configfs directory exists nothing in init may fail.
-            _configfs <- configfs::Subsystem::new(c"rust_provider", tables::item_type(), tables::Tables::new(owner)),
+            _configfs <- configfs::Subsystem::with_default_groups(
+                c"rust_provider",
+                tables::item_type(),
+                tables::Tables::new(owner),
+                directories(tables)?,
+            ),
             _: {
                 pr_info!(
                     "(init) registered {} table(s), instance {:#018x}\n",
-                    registrations.len(),
+                    tables.len(),
                     id
                 );
             },
@@ -129,29 +141,39 @@ impl kernel::InPlaceModule for RustProvider {
 /// is safe because the consumer hands out references only on LIVE modules, and this module
 /// stays COMING until init returns: the earlier tables are withdrawn (by `Drop`) before anyone
 /// could call them.
-fn register_at_load(owner: *mut bindings::module) -> Result<KVec<Registration>> {
+fn register_at_load(owner: *mut bindings::module) -> Result<KVec<Arc<TableState>>> {
     let count = module_parameters::tables.value();
     if count > MAX_TABLES {
         pr_err!("(init) tables={} is outside 0..={}\n", count, MAX_TABLES);
         return Err(EINVAL);
     }
-    let mut registrations = KVec::with_capacity(count as usize, GFP_KERNEL)?;
+    let mut tables = KVec::with_capacity(count as usize, GFP_KERNEL)?;
     for i in 0..count {
         let name = table_name(i)?;
         let twice = i == 0 && module_parameters::register_twice.value();
         for _ in 0..(1 + usize::from(twice)) {
-            let registration =
-                Registration::new(ops::new_table(name, owner)?).inspect_err(|e| {
-                    pr_err!(
-                        "(init) rust_consumer refused table {}: errno {}\n",
-                        i,
-                        e.to_errno()
-                    );
-                })?;
-            registrations.push(registration, GFP_KERNEL)?;
+            let table = TableState::new(name, owner).inspect_err(|e| {
+                pr_err!(
+                    "(init) rust_consumer refused table {}: errno {}\n",
+                    i,
+                    e.to_errno()
+                );
+            })?;
+            tables.push(table, GFP_KERNEL)?;
         }
     }
-    Ok(registrations)
+    Ok(tables)
+}
+
+/// The directories of the tables registered at load: the subsystem's default groups.
+fn directories(
+    tables: &KVec<Arc<TableState>>,
+) -> Result<KVec<Pin<UniqueArc<configfs::Group<tables::Table>>>>> {
+    let mut groups = KVec::with_capacity(tables.len(), GFP_KERNEL)?;
+    for table in tables.iter() {
+        groups.push(table.default_group()?, GFP_KERNEL)?;
+    }
+    Ok(groups)
 }
 
 /// Most tables registered at load (the consumer's registry holds 8: 9 shows `ENOSPC`).
@@ -173,11 +195,11 @@ fn table_name(i: u32) -> Result<[u8; abi::NAME_LEN]> {
 impl PinnedDrop for RustProvider {
     fn drop(self: Pin<&mut Self>) {
         let this = self.project();
-        let tables = this.registrations.len();
         let start = Instant::<Monotonic>::now();
-        // Withdraws every table registered at load; each returns once its calls drained. (No
-        // configfs table is left: each pins this module until its rmdir.)
-        this.registrations.clear();
+        // Withdraws every table registered at load that is still enabled; each returns once its
+        // calls drained, and none can be enabled again. (No `mkdir`-ed table is left: each pins
+        // this module until its rmdir.) The subsystem goes after this, with the directories.
+        let tables = this.tables.iter().filter(|t| t.close()).count();
         pr_info!(
             "(exit) withdrew {} table(s) in {} us, instance {:#018x}, {} holds completed\n",
             tables,

@@ -61,6 +61,25 @@ echo "compute foo 1" >&3 2>/dev/null
 echo "   compute foo after rmdir: $(cat <&3) (ENODEV)"
 exec 3<&-
 
+step "a provider that is never idle: unbind, then remove"
+echo "   4 threads whose calls always overlap (20 ms holds): the module's count never reaches 0,"
+echo "   so rmmod --wait alone times out; echo 0 > $cfg/rust_provider/enabled withdraws the"
+echo "   table (it returns once its calls drained), the calls get ENODEV, and the removal goes through"
+"$bin/rmc-load" -j 4 --until-stopped --mix compute=90,hold=10 --hold-us 20000 2>"$out" &
+load=$!
+nap 1
+"$bin/rmmod-wait" --wait --timeout 3 rust_provider 2>&1 | tail -n 1 | sed 's/^/   /'
+ms_now t0
+echo 0 >$cfg/rust_provider/enabled
+ms_now t1
+echo "   enabled=0 returned after $((t1 - t0)) ms; $cfg/rust_provider/enabled reads $(<$cfg/rust_provider/enabled)"
+"$bin/rmmod-wait" --wait --verbose --timeout 5 rust_provider 2>&1 | tail -n 1 | sed 's/^/   /'
+kill -TERM $load
+wait $load
+grep '^  ok ' "$out" | sed 's/^ */   load: /'
+rm -f "$out"
+insmod rust_provider.ko || exit 1
+
 step "counters (echo stats > /dev/rust_consumer)"
 exec 3<>/dev/rust_consumer
 echo stats >&3

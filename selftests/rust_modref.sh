@@ -62,12 +62,13 @@ ALL_TESTS=(
 	"bench_cpu_hotplug|a CPU offline and back online under a 4-thread benchmark, each within 5 s; the run ends EAGAIN"
 	"no_provider_enodev|without a provider every call gets ENODEV, and the log stays quiet"
 	"text_kept_open|one open file across ok, failures, removal, reload; answers in pieces; one answer per open file"
-	"configfs_tables|mkdir registers a table; EEXIST, ENAMETOOLONG, EINVAL for a name text cannot address; rmdir -> ENODEV"
+	"configfs_tables|mkdir registers a table; EEXIST, ENAMETOOLONG, EINVAL for a name text cannot address; rmdir -> ENODEV; enabled 0/1"
 	"withdraw_drains|rmdir returns only after the holds sleeping in the table; then ENODEV"
 	"withdraw_under_load|TABLE_CYCLES withdraw/re-add cycles under load; rust_provider always answers"
 	"withdraw_and_rmmod|withdrawals and removal interleaved under load; a table dir pins the module"
 	"inflight_blocks_removal|calls in flight make rmmod fail at once with \"in use\""
 	"patient_removal_under_load|rmmod-wait under 4 threads succeeds within 10 s; only ok and ENODEV"
+	"withdraw_then_remove|calls that always overlap: rmmod-wait alone exits 3; after enabled=0 on every table it succeeds within 5 s"
 	"reload_under_load|the provider comes back under load; a new instance answers"
 	"cycles|CYCLES removals and reloads under load; refs balance, refcnt 0"
 	"unregister_race|race_window_us=200 widens the lookup race; 3 removals stay clean"
@@ -450,12 +451,33 @@ test_configfs_tables() {
 		grep -q "Invalid argument" <<<"$a" || fail "mkdir $(printf %q "$bad"): $a" || return
 	done
 	[ "$(table_names | xargs)" = "rust_provider foo" ] || fail "list after refused names: $(table_names | xargs)" || return
+	# The load-time table is a directory too: disabled and enabled again, never removed.
+	local lt=$CONFIGFS/$PROVIDER
+	[ "$(<"$lt/enabled")" = 1 ] && [ "$(<$CONFIGFS/foo/enabled)" = 1 ] ||
+		fail "enabled reads $(<"$lt/enabled") and $(<$CONFIGFS/foo/enabled), expected 1" || return
+	a=$(rmdir "$lt" 2>&1) && fail "rmdir of the load-time table's directory succeeded" && return
+	grep -q "Operation not permitted" <<<"$a" || fail "rmdir $lt: $a" || return
+	a=$( (echo 2 >"$lt/enabled") 2>&1) && fail "enabled=2 was accepted" && return
+	grep -q "Invalid argument" <<<"$a" || fail "enabled=2: $a" || return
+	echo 0 >"$lt/enabled" || fail "enabled=0 on $PROVIDER failed" || return
+	[ "$(<"$lt/enabled")" = 0 ] || fail "enabled reads $(<"$lt/enabled") after 0" || return
+	a=$(text "compute $PROVIDER 1" 2>&1) && fail "a disabled table answered: $a" && return
+	[ "$a" = "err 19" ] || fail "disabled: '$a', expected 'err 19'" || return
+	[ "$(table_names | xargs)" = foo ] || fail "list with $PROVIDER disabled: $(table_names | xargs)" || return
+	# Enabling again has mkdir's errors: fill the registry (8) meanwhile, and it is ENOSPC.
+	local i
+	for i in 1 2 3 4 5 6 7; do mkdir $CONFIGFS/fill$i || { fail "mkdir fill$i failed"; return; }; done
+	a=$( (echo 1 >"$lt/enabled") 2>&1) && fail "enabled=1 with a full registry was accepted" && return
+	grep -q "No space left on device" <<<"$a" || fail "enabled=1, registry full: $a" || return
+	for i in 1 2 3 4 5 6 7; do rmdir $CONFIGFS/fill$i || { fail "rmdir fill$i failed"; return; }; done
+	echo 1 >"$lt/enabled" || fail "enabled=1 on $PROVIDER failed" || return
+	compute_verified $PROVIDER 5 || return
 	rmdir $CONFIGFS/foo || fail "rmdir $CONFIGFS/foo failed" || return
 	a=$(text "compute foo 1" 2>&1) && fail "foo answers after rmdir: $a" && return
 	[ "$a" = "err 19" ] || fail "after rmdir: '$a', expected 'err 19'" || return
 	[ "$(table_names | xargs)" = rust_provider ] || fail "list after rmdir: $(table_names | xargs)" || return
 	[ "$(refcnt)" -eq 0 ] || fail "refcnt $(refcnt) after rmdir" || return
-	ktap_print_msg "mkdir foo answered (instance $ANSWER_ID), EEXIST, ENAMETOOLONG, rmdir -> ENODEV"
+	ktap_print_msg "mkdir foo answered (instance $ANSWER_ID), EEXIST, ENAMETOOLONG, rmdir -> ENODEV; enabled 0/1/ENOSPC, rmdir of a load-time table EPERM"
 }
 
 # A table withdrawn while calls sleep in it: rmdir returns only after those calls returned
@@ -580,6 +602,52 @@ test_patient_removal_under_load() {
 	load_ok || return
 	[ "${LOAD_OK:-0}" -gt 0 ] && [ "${LOAD_ENODEV:-0}" -gt 0 ] ||
 		fail "expected both ok and ENODEV, got ok=$LOAD_OK ENODEV=$LOAD_ENODEV" || return
+	load $PROVIDER || fail "reloading rust_provider failed"
+}
+
+# A provider whose calls always overlap is never idle: its module count never reaches zero, so
+# rmmod --wait alone times out, correctly (the kernel removes a module only at count zero). The
+# operator's lever is a driver's "unbind, then remove": enabled=0 on every table (and rmdir of
+# the mkdir-ed ones, which pin the module) starts no new call, the calls in flight end, and the
+# removal goes through.
+test_withdraw_then_remove() {
+	local rc t t0 t1 t2 msg
+	need_tools || return 0
+	ensure_consumer || fail "loading the consumer failed" || return
+	! is_loaded $PROVIDER || remove_patiently || return
+	# Two tables at load: both are configfs directories that cannot be removed, only disabled.
+	load $PROVIDER "$MODDIR" tables=2 || fail "loading rust_provider tables=2 failed" || return
+	LOAD_BASE_OK=$(stat_of calls_ok)
+	start_load --mix compute=90,hold=10 --hold-us 20000
+	holds_overlap ${PROVIDER}_1 || return
+	rmmod_wait --wait --timeout 10 $PROVIDER 2>"$TMP/rmmod.err"
+	rc=$? msg=$(tail -n 1 "$TMP/rmmod.err")
+	ktap_print_msg "rmmod-wait --timeout 10 under overlapping calls alone: exit $rc: $msg"
+	[ $rc -eq 3 ] || fail "rmmod-wait exited $rc, expected 3 (still in use): $msg" || return
+	[[ $msg =~ refcnt\ [1-9] ]] || fail "the message does not name a nonzero refcount: $msg" || return
+	# A table added by mkdir, under calls too.
+	mkdir $CONFIGFS/spare || fail "mkdir $CONFIGFS/spare failed" || return
+	holds_overlap spare || return
+	ms_now t0
+	for t in $PROVIDER ${PROVIDER}_1 spare; do
+		echo 0 >"$CONFIGFS/$t/enabled" || { fail "enabled=0 on $t failed"; return; }
+		[ "$(<"$CONFIGFS/$t/enabled")" = 0 ] || fail "$t/enabled reads $(<"$CONFIGFS/$t/enabled") after writing 0" || return
+	done
+	rmdir $CONFIGFS/spare || fail "rmdir $CONFIGFS/spare failed" || return
+	ms_now t1
+	rmmod_wait --wait --verbose --timeout 5 $PROVIDER 2>"$TMP/rmmod.err"
+	rc=$?
+	ms_now t2
+	ktap_print_msg "enabled=0 on 3 tables and rmdir spare: $((t1 - t0)) ms; then rmmod-wait: exit $rc after $((t2 - t1)) ms"
+	[ $rc -eq 0 ] || fail "rmmod-wait after the withdrawals exited $rc: $(tail -n 2 "$TMP/rmmod.err")" || return
+	[ $((t2 - t1)) -le 5000 ] || fail "rmmod-wait took $((t2 - t1)) ms (bound 5000)" || return
+	nap 0.3 # let the load see ENODEV
+	stop_load
+	stop_hold_loops
+	load_ok || return
+	[ "${LOAD_OK:-0}" -gt 0 ] && [ "${LOAD_ENODEV:-0}" -gt 0 ] ||
+		fail "expected both ok and ENODEV, got ok=$LOAD_OK ENODEV=$LOAD_ENODEV" || return
+	refs_balance || return
 	load $PROVIDER || fail "reloading rust_provider failed"
 }
 
