@@ -92,67 +92,97 @@ apt_private_update() {
 		die "apt-get update with the private configuration failed, see $apt_dir/update.log"
 }
 
-if [ -z "${RUST_MODREF_REFRESH:-}" ] && [ -s "$src_record" ] && [ -d "$(sed -n 2p "$src_record")" ]; then
-	src_pkgver=$(sed -n 1p "$src_record")
-	src_dir=$(sed -n 2p "$src_record")
-else
-	apt_private_update
-	src_pkgver=$(apt-cache "${apt_opts[@]}" policy "linux-source-$KVER" 2>/dev/null |
-		awk '/Candidate:/ {print $2}')
-	if [ -z "$src_pkgver" ] || [ "$src_pkgver" = "(none)" ]; then
-		avail=$(apt-cache "${apt_opts[@]}" search --names-only '^linux-source-[0-9]+\.[0-9]+$' 2>/dev/null |
-			awk '{print $1}' | sed 's/linux-source-//' | sort -V | xargs)
-		die "Debian no longer offers linux-source-$KVER (it drops a kernel's source package when a newer one arrives).
-Versions Debian offers now: ${avail:-none found}
-Pick one, e.g.:  make KVER=${avail##* }${avail:+ }test   (or point KDIR= at your own Rust-enabled kernel build)"
+# source_ready: src_pkgver and src_dir of the extracted source, downloading and extracting it
+# unless the record names one that is there.
+source_ready() {
+	if [ -z "${RUST_MODREF_REFRESH:-}" ] && [ -s "$src_record" ] && [ -d "$(sed -n 2p "$src_record")" ]; then
+		src_pkgver=$(sed -n 1p "$src_record")
+		src_dir=$(sed -n 2p "$src_record")
+	else
+		apt_private_update
+		src_pkgver=$(apt-cache "${apt_opts[@]}" policy "linux-source-$KVER" 2>/dev/null |
+			awk '/Candidate:/ {print $2}')
+		if [ -z "$src_pkgver" ] || [ "$src_pkgver" = "(none)" ]; then
+			avail=$(apt-cache "${apt_opts[@]}" search --names-only '^linux-source-[0-9]+\.[0-9]+$' 2>/dev/null |
+				awk '{print $1}' | sed 's/linux-source-//' | sort -V | xargs)
+			die "Debian no longer offers linux-source-$KVER (it drops a kernel's source package when a newer one arrives).
+	Versions Debian offers now: ${avail:-none found}
+	Pick one, e.g.:  make KVER=${avail##* }${avail:+ }test   (or point KDIR= at your own Rust-enabled kernel build)"
+		fi
+		log "downloading linux-source-$KVER $src_pkgver (about 170 MB)"
+		(cd "$apt_dir/cache/archives" && apt-get "${apt_opts[@]}" download "linux-source-$KVER=$src_pkgver" \
+			>"$apt_dir/download.log" 2>&1) || die "download failed, see $apt_dir/download.log"
+		deb=$(ls -t "$apt_dir/cache/archives/linux-source-${KVER}_"*.deb | head -n1)
+		got=$(dpkg-deb -f "$deb" Version)
+		[ "$got" = "$src_pkgver" ] || die "downloaded $deb is version $got, expected $src_pkgver"
+		src_dir="$RUST_MODREF_CACHE/src/linux-source-$KVER-$src_pkgver"
+		if [ ! -f "$src_dir/Makefile" ]; then
+			log "extracting $(basename "$deb") (about 15 s)"
+			rm -rf "$src_dir.tmp" && mkdir -p "$src_dir.tmp"
+			dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$src_dir.tmp" --wildcards '*/linux-source-*.tar.xz'
+			tar -xJf "$src_dir.tmp"/usr/src/linux-source-*.tar.xz -C "$src_dir.tmp"
+			rm -rf "$src_dir" && mv "$src_dir.tmp"/linux-source-"$KVER" "$src_dir" && rm -rf "$src_dir.tmp"
+			rm -f "$deb"
+		fi
+		printf '%s\n%s\n' "$src_pkgver" "$src_dir" >"$src_record"
 	fi
-	log "downloading linux-source-$KVER $src_pkgver (about 170 MB)"
-	(cd "$apt_dir/cache/archives" && apt-get "${apt_opts[@]}" download "linux-source-$KVER=$src_pkgver" \
-		>"$apt_dir/download.log" 2>&1) || die "download failed, see $apt_dir/download.log"
-	deb=$(ls -t "$apt_dir/cache/archives/linux-source-${KVER}_"*.deb | head -n1)
-	got=$(dpkg-deb -f "$deb" Version)
-	[ "$got" = "$src_pkgver" ] || die "downloaded $deb is version $got, expected $src_pkgver"
-	src_dir="$RUST_MODREF_CACHE/src/linux-source-$KVER-$src_pkgver"
-	if [ ! -f "$src_dir/Makefile" ]; then
-		log "extracting $(basename "$deb") (about 15 s)"
-		rm -rf "$src_dir.tmp" && mkdir -p "$src_dir.tmp"
-		dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$src_dir.tmp" --wildcards '*/linux-source-*.tar.xz'
-		tar -xJf "$src_dir.tmp"/usr/src/linux-source-*.tar.xz -C "$src_dir.tmp"
-		rm -rf "$src_dir" && mv "$src_dir.tmp"/linux-source-"$KVER" "$src_dir" && rm -rf "$src_dir.tmp"
-		rm -f "$deb"
-	fi
-	printf '%s\n%s\n' "$src_pkgver" "$src_dir" >"$src_record"
-fi
-kernelversion=$(make -s -C "$src_dir" kernelversion)
+}
+source_ready
 
 # --- The project's kernel series: patches/$KVER/*.patch (git format-patch), in name order -------
-# Each is applied once to the extracted source (all flavours share it); their diffs (not their
-# messages) are part of the cache key. The cover letter has no diff and is skipped. A patch that
-# neither applies nor is already applied means a source that changed under it.
+# Applied once to the extracted source (all flavours share it), which records in
+# .rust-modref-series the diff of each patch it carries, in order. A series that only grew gets
+# its new patches; any other change (a patch revised, removed or reordered, or a source patched
+# before the record existed) extracts the source afresh and applies the series to that. Their
+# diffs (not their messages) are part of the cache key. The cover letter has no diff and is
+# skipped. A patch that does not apply to a fresh source means a source that changed under it.
 patches=()
 for p in "$RUST_MODREF_TOP/patches/$KVER"/*.patch; do
 	[ -f "$p" ] && grep -q '^diff --git' "$p" && patches+=("$p")
 done
-for p in "${patches[@]}"; do
-	need patch patch
-	if patch -d "$src_dir" -p1 -R -s -f --dry-run <"$p" >/dev/null 2>&1; then
-		continue
+[ ${#patches[@]} = 0 ] || need patch patch
+# The diffs only: from a patch's first "diff --git" to git's "-- " signature line.
+diffs_of() { awk 'FNR == 1 { on = 0 } /^diff --git/ { on = 1 } /^-- $/ { on = 0 } on' "$@"; }
+wanted=()
+for p in "${patches[@]}"; do wanted+=("$(diffs_of "$p" | sha256sum | cut -c1-16) $(basename "$p")"); done
+series_state() {
+	series_record=$src_dir/.rust-modref-series
+	applied=()
+	if [ -f "$series_record" ]; then
+		mapfile -t applied <"$series_record"
+	elif [ ${#patches[@]} -gt 0 ] && ! patch -d "$src_dir" -p1 -N -s -f --dry-run <"${patches[0]}" >/dev/null 2>&1; then
+		return 1 # patched before the record existed, or changed: nothing to build on
 	fi
+	[ ${#applied[@]} -le ${#wanted[@]} ] || return 1
+	local i
+	for i in "${!applied[@]}"; do
+		[ "${applied[$i]%% *}" = "${wanted[$i]%% *}" ] || return 1
+	done
+}
+if ! series_state; then
+	log "the source in $src_dir carries another revision of the series: extracting it afresh"
+	rm -rf "$src_dir" "$src_record"
+	source_ready
+	series_state || die "a fresh source in $src_dir does not take patches/$KVER/$(basename "${patches[0]}"): a newer
+linux-source-$KVER may have changed that code (or already carry the fix). Update or drop the patch."
+fi
+for ((i = ${#applied[@]}; i < ${#patches[@]}; i++)); do
+	p=${patches[$i]}
 	patch -d "$src_dir" -p1 -N -s -f --dry-run <"$p" >/dev/null 2>&1 ||
-		die "patches/$KVER/$(basename "$p") neither applies to nor is applied in $src_dir: a newer
-linux-source-$KVER may have changed that code (or already carry the fix). Remove $src_dir and
-$src_record to extract the source afresh, or update or drop the patch."
+		die "patches/$KVER/$(basename "$p") does not apply to $src_dir after the patches before it: a
+newer linux-source-$KVER may have changed that code (or already carry the fix). Update or drop the patch."
 	log "applying patches/$KVER/$(basename "$p")"
 	patch -d "$src_dir" -p1 -N -s <"$p" || die "applying $p failed"
+	echo "${wanted[$i]}" >>"$series_record"
 done
+kernelversion=$(make -s -C "$src_dir" kernelversion)
 
 # --- Cache key: everything that changes the build output ---------------------------------------
 key=$( {
 	echo "$KVER $src_pkgver $KFLAVOR LLVM=$LLVM"
 	rustc -vV; bindgen --version; "clang$LLVM" --version | head -n1
 	for f in "${FRAGMENTS[@]}"; do cat "$RUST_MODREF_TOP/kconfig/$f.config"; done
-	# The diffs only: from a patch's first "diff --git" to git's "-- " signature line.
-	[ ${#patches[@]} = 0 ] || awk 'FNR == 1 { on = 0 } /^diff --git/ { on = 1 } /^-- $/ { on = 0 } on' "${patches[@]}"
+	[ ${#patches[@]} = 0 ] || diffs_of "${patches[@]}"
 } | sha256sum | cut -c1-12)
 out="$RUST_MODREF_CACHE/build/linux-$kernelversion-$KFLAVOR-$key"
 kmake=(make -C "$src_dir" O="$out" LLVM="$LLVM" -j"$(nproc)")
