@@ -2,11 +2,12 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # The consumer before and after a change, side by side in one boot of the KFLAVOR kernel:
-#   KFLAVOR=fast|inline bench/ab-series.sh BASE [ROUNDS]
+#   KFLAVOR=fast|inline [AB_NAME=NAME] bench/ab-series.sh BASE [ROUNDS]
 # builds the modules of commit BASE and of the working tree against the cached kernel of that
 # flavour, then runs bench/ab-kernel.sh on both (BASE first in every round) and writes
-# bench/series/ab-$KFLAVOR.txt. Used to measure what the kernel series in patches/ costs the
-# consumer against its own copies of the same code (patches/7.3/0000-cover-letter.patch).
+# bench/series/${AB_NAME:-ab-$KFLAVOR}.txt. Used to measure what the kernel series in patches/
+# costs the consumer against its own copies of the same code (patches/7.3/0000-cover-letter.patch),
+# and that a change to the benchmark's locking left its figures alone (bench/README.md).
 set -euo pipefail
 . "$(dirname "$0")/../scripts/lib.sh"
 base=${1:?usage: KFLAVOR=fast|inline $0 BASE [ROUNDS]}
@@ -25,7 +26,7 @@ for d in base head; do
 		die "building the modules of $d failed: $work/$d.log"
 done
 mkdir -p bench/series
-out=bench/series/ab-$KFLAVOR.txt
+out=bench/series/${AB_NAME:-ab-$KFLAVOR}.txt
 {
 	echo "# $(date -u +%F) $(basename "$kdir"): base $(git rev-parse --short "$base"), head $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo +changes)"
 	VM_APPEND="tsc=reliable ${VM_APPEND:-}" KDIR=$kdir scripts/vm-run.sh --log "$work/vm.log" -- \

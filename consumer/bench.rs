@@ -108,34 +108,7 @@ impl BenchLoop<'_> {
         let mut i = 0;
         while i < self.iters {
             let chunk_end = self.iters.min(i + CHECK_EVERY);
-            match self.variant {
-                Variant::Bare => {
-                    let chunk = Registry::global().get(self.name)?;
-                    let ops = chunk.ops();
-                    for x in i..chunk_end {
-                        // SAFETY: `chunk` holds a reference on the owner (and the drain keeps
-                        // the table).
-                        black_box(unsafe { call::compute(ops, x) });
-                    }
-                }
-                Variant::GetPut => {
-                    let chunk = Registry::global().get(self.name)?;
-                    let ops = chunk.ops();
-                    for x in i..chunk_end {
-                        // SAFETY: Direct protection: `chunk` holds a reference on the owner.
-                        let r = unsafe { module_ref::try_get(ops.owner) }.ok_or(ENODEV)?;
-                        // SAFETY: We hold `r` (and `chunk`'s reference).
-                        black_box(unsafe { call::compute(ops, x) });
-                        drop(r);
-                    }
-                }
-                Variant::Dispatch => {
-                    for x in i..chunk_end {
-                        let p = Registry::global().get(self.name)?;
-                        black_box(p.compute(x));
-                    }
-                }
-            }
+            self.chunk(i, chunk_end)?;
             i = chunk_end;
             if i < self.iters {
                 self.stopped()?;
@@ -145,6 +118,41 @@ impl BenchLoop<'_> {
             }
         }
         Ok(u64::try_from(start.elapsed().as_nanos()).unwrap_or(0))
+    }
+
+    /// Iterations `from..to`: the measured code. Out of line, so that what the run does between
+    /// chunks cannot change how the compiler lays out the loops it measures.
+    #[inline(never)]
+    fn chunk(&self, from: u64, to: u64) -> Result {
+        match self.variant {
+            Variant::Bare => {
+                let chunk = Registry::global().get(self.name)?;
+                let ops = chunk.ops();
+                for x in from..to {
+                    // SAFETY: `chunk` holds a reference on the owner (and the drain keeps the
+                    // table).
+                    black_box(unsafe { call::compute(ops, x) });
+                }
+            }
+            Variant::GetPut => {
+                let chunk = Registry::global().get(self.name)?;
+                let ops = chunk.ops();
+                for x in from..to {
+                    // SAFETY: Direct protection: `chunk` holds a reference on the owner.
+                    let r = unsafe { module_ref::try_get(ops.owner) }.ok_or(ENODEV)?;
+                    // SAFETY: We hold `r` (and `chunk`'s reference).
+                    black_box(unsafe { call::compute(ops, x) });
+                    drop(r);
+                }
+            }
+            Variant::Dispatch => {
+                for x in from..to {
+                    let p = Registry::global().get(self.name)?;
+                    black_box(p.compute(x));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
