@@ -635,9 +635,21 @@ test_withdraw_then_remove() {
 	done
 	rmdir $CONFIGFS/spare || fail "rmdir $CONFIGFS/spare failed" || return
 	ms_now t1
+	# A writer that kept the lever open does not hold the module (configfs attributes pin
+	# nothing), and after the removal its writes fail instead of reaching the module's code.
+	exec 7>"$CONFIGFS/$PROVIDER/enabled" || fail "opening $PROVIDER/enabled failed" || return
+	defer close_fd 7
 	rmmod_wait --wait --verbose --timeout 5 $PROVIDER 2>"$TMP/rmmod.err"
 	rc=$?
 	ms_now t2
+	if is_loaded $PROVIDER; then
+		:
+	elif msg=$( (echo 1 >&7) 2>&1); then
+		fail "a write to the kept-open enabled file succeeded after the removal" || return
+	else
+		ktap_print_msg "the kept-open enabled file after the removal: ${msg##*: }"
+	fi
+	exec 7>&-
 	ktap_print_msg "enabled=0 on 3 tables and rmdir spare: $((t1 - t0)) ms; then rmmod-wait: exit $rc after $((t2 - t1)) ms"
 	[ $rc -eq 0 ] || fail "rmmod-wait after the withdrawals exited $rc: $(tail -n 2 "$TMP/rmmod.err")" || return
 	[ $((t2 - t1)) -le 5000 ] || fail "rmmod-wait took $((t2 - t1)) ms (bound 5000)" || return

@@ -84,6 +84,9 @@ wait_pid() {
 	wait "$pid"
 }
 
+# close_fd N: closes the shell's file descriptor N (for defer: a redirection is not a command).
+close_fd() { eval "exec $1>&-"; }
+
 # not_running PID: the background process PID has ended (its status is collected by a later wait).
 not_running() { ! kill -0 "$1" 2>/dev/null; }
 
