@@ -17,8 +17,10 @@
 //! (names, `hold`'s bound, `compute`'s answer) are defined once, in `consumer_uapi.rs`.
 //!
 //! The dependency goes provider -> consumer only: the provider imports
-//! `rust_consumer_register` and `rust_consumer_unregister`, the consumer imports nothing
-//! from the provider. Why a call may use a table and take a reference on its owner, and what
+//! `rust_consumer_register` and `rust_consumer_unregister`, exported GPL-only in the symbol
+//! namespace `RUST_MODREF` (a provider declares `imports_ns: ["RUST_MODREF"]` in `module!`, or
+//! `MODULE_IMPORT_NS("RUST_MODREF")` in C; modpost refuses one that does not), the consumer
+//! imports nothing from the provider. Why a call may use a table and take a reference on its owner, and what
 //! each of the two protects: README.md, "Design and safety argument".
 
 // Each crate uses its own half of this file (the provider builds tables, the consumer reads them).

@@ -68,6 +68,8 @@ module! {
     authors: ["rust-modref developers"],
     description: "Provider of an ops table protected by its module reference",
     license: "GPL",
+    // The consumer's exports are in this namespace (EXPORT_SYMBOL_NS_GPL).
+    imports_ns: ["RUST_MODREF"],
     params: {
         instance_id: u64 {
             default: 0,

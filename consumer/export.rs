@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The consumer's C-facing surface: the two functions providers link against, exported as
-//! `EXPORT_SYMBOL_GPL` exports them (an `.export_symbol` entry each, read by modpost).
+//! `EXPORT_SYMBOL_NS_GPL(sym, "RUST_MODREF")` exports them (an `.export_symbol` entry each, read
+//! by modpost). A provider must import the namespace (`MODULE_IMPORT_NS("RUST_MODREF")`, or
+//! `imports_ns` in `module!`), or modpost refuses it.
 
 use kernel::ffi::c_int;
 
@@ -41,7 +43,12 @@ unsafe extern "C" fn rust_consumer_unregister(ops: *const ProviderOps) {
 // The exported functions have the ABI's signatures.
 const _: abi::RegisterFn = rust_consumer_register;
 const _: abi::UnregisterFn = rust_consumer_unregister;
-const _: () = assert!(core::mem::offset_of!(ExportEntry<RegisterFn>, sym) == 8);
+const _: () = assert!(core::mem::offset_of!(ExportEntry<RegisterFn>, sym) == STRINGS.len());
+
+/// An entry's strings: the license and the namespace, each NUL-terminated, padded with NULs to
+/// the pointer's alignment.
+const STRINGS: [u8; 16] = *b"GPL\0RUST_MODREF\0";
+const _: () = assert!(STRINGS.len() % 8 == 0);
 
 /// An entry of the `.export_symbol` section, which modpost reads to export `sym`: laid out as
 /// `___EXPORT_SYMBOL` in `srctree/include/linux/export.h` lays it out. The entry's own symbol
@@ -50,15 +57,15 @@ const _: () = assert!(core::mem::offset_of!(ExportEntry<RegisterFn>, sym) == 8);
 /// the result in `Module.symvers`.
 #[repr(C, align(8))]
 pub(crate) struct ExportEntry<F> {
-    /// `"GPL\0"` and the empty namespace `"\0"`, padded to the pointer's alignment.
-    strings: [u8; 8],
+    /// [`STRINGS`].
+    strings: [u8; 16],
     sym: F,
 }
 
-/// `EXPORT_SYMBOL_GPL(sym)`, without a namespace.
-const fn export_gpl<F>(sym: F) -> ExportEntry<F> {
+/// `EXPORT_SYMBOL_NS_GPL(sym, "RUST_MODREF")`.
+const fn export_ns_gpl<F>(sym: F) -> ExportEntry<F> {
     ExportEntry {
-        strings: *b"GPL\0\0\0\0\0",
+        strings: STRINGS,
         sym,
     }
 }
@@ -70,10 +77,10 @@ type UnregisterFn = unsafe extern "C" fn(*const ProviderOps);
 #[link_section = ".export_symbol"]
 #[allow(non_upper_case_globals, reason = "modpost looks for this exact label")]
 static __export_symbol_rust_consumer_register: ExportEntry<RegisterFn> =
-    export_gpl(rust_consumer_register);
+    export_ns_gpl(rust_consumer_register);
 
 #[no_mangle]
 #[link_section = ".export_symbol"]
 #[allow(non_upper_case_globals, reason = "modpost looks for this exact label")]
 static __export_symbol_rust_consumer_unregister: ExportEntry<UnregisterFn> =
-    export_gpl(rust_consumer_unregister);
+    export_ns_gpl(rust_consumer_unregister);

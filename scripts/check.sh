@@ -28,12 +28,14 @@ for build in ":" "negative-control:UNSAFE_SKIP_MODULE_GET=1" "negative-control-d
 		echo "clippy (${build#*:}):"; cat "$out/clippy.log"; status=1
 	fi
 	if [ -z "${build%%:*}" ]; then
-		# The pure-Rust export (global_asm! .export_symbol entries) must still be what modpost
+		# The pure-Rust export (#[no_mangle] .export_symbol entries) must still be what modpost
 		# reads: a change in the kernel's export layout would silently drop the exports.
 		for sym in rust_consumer_register rust_consumer_unregister; do
-			grep -qP "^0x[0-9a-f]+\t$sym\t.*\tEXPORT_SYMBOL_GPL\t" "$out/Module.symvers" ||
-				{ echo "Module.symvers does not list $sym as EXPORT_SYMBOL_GPL:"; cat "$out/Module.symvers"; status=1; }
+			grep -qP "^0x[0-9a-f]+\t$sym\t.*\tEXPORT_SYMBOL_GPL\tRUST_MODREF$" "$out/Module.symvers" ||
+				{ echo "Module.symvers does not list $sym as EXPORT_SYMBOL_GPL in RUST_MODREF:"; cat "$out/Module.symvers"; status=1; }
 		done
+		modinfo -F import_ns "$out/rust_provider.ko" | grep -qx RUST_MODREF ||
+			{ echo "rust_provider.ko does not import the namespace RUST_MODREF"; status=1; }
 	fi
 	rm -rf "$tmp"
 done
