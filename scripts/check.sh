@@ -24,7 +24,7 @@ for build in ":" "negative-control:UNSAFE_SKIP_MODULE_GET=1" "negative-control-d
 	mkdir -p "$out"
 	cp -r "${module_sources[@]}" "$out/"
 	if ! make -s -C "$kdir" M="$out" LLVM="$LLVM" CLIPPY=1 ${build#*:} modules >"$out/clippy.log" 2>&1 ||
-		grep -qE '^(warning|error)' "$out/clippy.log"; then
+		grep -qE '^(warning|error)|^WARNING: modpost' "$out/clippy.log"; then
 		echo "clippy (${build#*:}):"; cat "$out/clippy.log"; status=1
 	fi
 	if [ -z "${build%%:*}" ]; then

@@ -20,6 +20,7 @@ readonly MIN_RUSTC=1.85.0
 readonly PACKAGES=(
 	"clang${LLVM}" "lld${LLVM}" "llvm${LLVM}" "libclang${LLVM}-dev" # LLVM=-19 kernel build, bindgen's libclang
 	flex bison bc libelf-dev libssl-dev cpio xz-utils make           # kernel build
+	libdw-dev                                                         # gendwarfksyms: the debug kernel's MODVERSIONS
 	gcc libc6-dev                                                     # cc: cargo links the tools and bindgen-cli with it
 	rsync                                                             # kselftest's install rule
 	patch                                                             # patches/: fixes carried for the kernel source

@@ -8,7 +8,7 @@
 # log shows something went wrong", percentiles the one percentile.
 
 # Kernel log lines that mean something went wrong in the kernel.
-SPLAT_RE='BUG:|WARNING:|Oops|KASAN:|general protection fault|possible circular locking|refcount_t:|UBSAN:|INFO: task .* blocked|detected stall|hard LOCKUP|Unable to handle|kernel BUG'
+SPLAT_RE='BUG:|WARNING:|Oops|KASAN:|general protection fault|possible circular locking|refcount_t:|UBSAN:|INFO: task .* blocked|detected stall|hard LOCKUP|Unable to handle|kernel BUG|no (extended )?symbol version for'
 PROVIDER=rust_provider
 CONSUMER=rust_consumer
 DEV=/dev/rust_consumer
@@ -480,14 +480,17 @@ fail_nth() {
 #     consumer's suite at each load (a failed KUnit case is foreign);
 #   - warn_alloc(): "COMM: page allocation failure:" or "COMM: vmalloc error:", then its stack
 #     dump (CPU/Tainted/Hardware name, Call Trace, frames, the user registers) and show_mem()'s
-#     Mem-Info; "warn_alloc: N callbacks suppressed";
+#     Mem-Info (with MEM_ALLOC_PROFILING, its top allocation sites); "warn_alloc: N callbacks
+#     suppressed";
 #   - should_fail()'s "FAULT_INJECTION: forcing a failure." and its stack (verbose > 0);
 #   - execmem: "execmem: unable to allocate memory" (and its rate-limit line);
 #   - kobject_add_internal()/kobject_set_name(): "kobject: ... failed for NAME (error: -12 ...)",
 #     "kobject: can not set name properly!", "kobject_add error: -12";
 #   - kunit's module notifier: "kunit module: error filtering suites: -12";
 #   - kmemleak: "Cannot allocate a scan area, scanning the full object";
-#   - debugfs: "out of free dentries, can not create directory 'NAME'";
+#   - slab with MEM_ALLOC_PROFILING: "prepare_slab_obj_exts_hook, CACHE: Failed to create slab
+#     extension vector!" (the tag vector of a slab could not be allocated);
+#   - debugfs: "out of free dentries, can not create directory 'NAME'" (or file);
 #   - KUnit, when the consumer's suite runs at a load whose allocations fail: a case KUnit could
 #     not set up or clean up ("internal error occurred ...: -12") is "not ok" for that reason
 #     alone; the suite's "fail:K" and its "not ok" pass only when exactly K cases failed so.
@@ -516,7 +519,8 @@ foreign_log_lines() {
 	/^kobject: (kobject_add_internal failed for [^ ]+ \(error: -12( parent: [^ ]+)?\)|can not set name properly!|kobject_create_and_add: kobject_add error: -12)$/ { next }
 	/^kunit module: error filtering suites: -12$/ { next }
 	/^kmemleak: Cannot allocate a scan area, scanning the full object$/ { next }
-	/^debugfs: out of free dentries, can not create directory .[A-Za-z0-9_]+.$/ { next }
+	/^prepare_slab_obj_exts_hook, [^ ]+: Failed to create slab extension vector!$/ { next }
+	/^debugfs: out of free dentries, can not create (directory|file) .[A-Za-z0-9_]+.$/ { next }
 	dump && (/^CPU: [0-9]+ UID: [0-9]+ PID: [0-9]+ Comm: / || /^Tainted: / || /^Hardware name: / ||
 		/^Call Trace:$/ || /^ *<\/?(TASK|IRQ|NMI|SOFTIRQ)>$/ ||
 		/^ +(\? )?[A-Za-z0-9_.$]+\+0x[0-9a-f]+\/0x[0-9a-f]+( \[[A-Za-z0-9_]+\])?$/ ||
@@ -524,7 +528,9 @@ foreign_log_lines() {
 		/^ *[a-z_]+:[0-9]+( [a-z_]+:[0-9]+)*$/ || /^Node [0-9]+ / ||
 		/^(DMA|DMA32|Normal|Movable|HighMem)( free:|: )/ || /^lowmem_reserve\[\]:( [0-9]+)+$/ ||
 		/^[0-9]+ (total pagecache pages|pages in swap cache|pages RAM|pages HighMem\/MovableOnly|pages reserved|pages cma reserved|pages hwpoisoned)$/ ||
-		/^(Free|Total) swap += [0-9]+kB$/) { next }
+		/^(Free|Total) swap += [0-9]+kB$/ ||
+		/^Memory allocations \(profiling is currently turned (on|off)\):$/ ||
+		/^ *[0-9.]+ (B|KiB|MiB|GiB) +[0-9]+ [^ ]+:[0-9]+ (\[[A-Za-z0-9_]+\] )?func:[A-Za-z0-9_.$]+$/) { next }
 	{ dump = 0; print }
 	' "${1:-/dev/stdin}"
 }
