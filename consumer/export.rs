@@ -58,7 +58,7 @@ const _: () = assert!(STRINGS.len() % 8 == 0);
 #[repr(C, align(8))]
 pub(crate) struct ExportEntry<F> {
     /// [`STRINGS`].
-    strings: [u8; 16],
+    strings: [u8; STRINGS.len()],
     sym: F,
 }
 

@@ -88,6 +88,11 @@ struct Inner {
     closed: bool,
 }
 
+/// A new table called `name`, registered: `mkdir`'s errors, and `enabled=1`'s.
+fn register(name: [u8; abi::NAME_LEN], owner: *mut bindings::module) -> Result<Registration> {
+    Registration::new(new_table(name, owner)?)
+}
+
 /// One table: its name, and its registration while it is enabled.
 #[pin_data]
 pub(crate) struct TableState {
@@ -109,7 +114,7 @@ impl TableState {
         name: [u8; abi::NAME_LEN],
         owner: *mut bindings::module,
     ) -> Result<Arc<Self>> {
-        let registration = Registration::new(new_table(name, owner)?)?;
+        let registration = register(name, owner)?;
         Arc::pin_init(
             try_pin_init!(Self {
                 name,
@@ -133,7 +138,7 @@ impl TableState {
         match (on, inner.registration.is_some()) {
             (true, false) if inner.closed => Err(ENODEV),
             (true, false) => {
-                inner.registration = Some(Registration::new(new_table(self.name, self.owner)?)?);
+                inner.registration = Some(register(self.name, self.owner)?);
                 Ok(())
             }
             // The drop withdraws it. The lock is held meanwhile: calls never take it.

@@ -247,7 +247,7 @@ impl Device {
     }
 
     /// Reads the answer to the last request sent on this file.
-    pub fn read_answer(&self) -> Result<String, Errno> {
+    fn read_answer(&self) -> Result<String, Errno> {
         use std::io::Read;
         let mut f = &self.file;
         let mut answer = String::new();
