@@ -459,6 +459,13 @@ test_configfs_tables() {
 	grep -q "Operation not permitted" <<<"$a" || fail "rmdir $lt: $a" || return
 	a=$( (echo 2 >"$lt/enabled") 2>&1) && fail "enabled=2 was accepted" && return
 	grep -q "Invalid argument" <<<"$a" || fail "enabled=2: $a" || return
+	# The lever is root's (configfs attributes are 0660, root's): nobody cannot withdraw a table.
+	if command -v setpriv >/dev/null; then
+		a=$(setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "echo 0 > $lt/enabled" 2>&1) &&
+			{ fail "user nobody withdrew a table"; return; }
+		grep -q "Permission denied" <<<"$a" || fail "enabled=0 as nobody: $a" || return
+		[ "$(<"$lt/enabled")" = 1 ] || fail "the table is disabled after nobody's refused write" || return
+	fi
 	echo 0 >"$lt/enabled" || fail "enabled=0 on $PROVIDER failed" || return
 	[ "$(<"$lt/enabled")" = 0 ] || fail "enabled reads $(<"$lt/enabled") after 0" || return
 	a=$(text "compute $PROVIDER 1" 2>&1) && fail "a disabled table answered: $a" && return
