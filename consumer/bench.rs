@@ -266,12 +266,10 @@ fn run_kthreads(bench: &BenchLoop<'_>, n: u32) -> Result<u64> {
     };
     let mut jobs = KVec::with_capacity(threads, GFP_KERNEL)?;
     let mut tasks: KVec<*mut bindings::task_struct> = KVec::with_capacity(threads, GFP_KERNEL)?;
-    // SAFETY: Paired with the `cpus_read_unlock` below; nothing in between takes the write side.
-    unsafe { bindings::cpus_read_lock() };
+    let hotplug = CpusReadGuard::lock();
     let created =
         pick_cpus(&shared, &mut jobs, threads).and_then(|()| create_threads(&mut jobs, &mut tasks));
-    // SAFETY: We took the read lock above.
-    unsafe { bindings::cpus_read_unlock() };
+    drop(hotplug);
     if created.is_ok() {
         for &task in tasks.iter() {
             // SAFETY: `task` is a created kthread on which we hold a reference.
@@ -301,6 +299,33 @@ fn run_kthreads(bench: &BenchLoop<'_>, n: u32) -> Result<u64> {
     }
     first_err?;
     Ok(jobs.iter().map(|j| j.ns).sum())
+}
+
+/// CPU hotplug held off (`cpus_read_lock()`) until dropped. Without `CONFIG_HOTPLUG_CPU` no CPU
+/// can go offline, and C's `cpus_read_lock()` is an empty `static inline` with no symbol to bind
+/// to (arm64 makes the option a choice; x86 selects it with SMP): the guard then does nothing.
+struct CpusReadGuard(());
+
+impl CpusReadGuard {
+    fn lock() -> Self {
+        #[cfg(CONFIG_HOTPLUG_CPU)]
+        // SAFETY: We are in process context and may sleep (the bench ioctl); the read lock is
+        // released exactly once, by this guard's `Drop`.
+        unsafe {
+            bindings::cpus_read_lock()
+        };
+        Self(())
+    }
+}
+
+impl Drop for CpusReadGuard {
+    fn drop(&mut self) {
+        #[cfg(CONFIG_HOTPLUG_CPU)]
+        // SAFETY: `lock()`, which created this guard, took the read lock.
+        unsafe {
+            bindings::cpus_read_unlock()
+        };
+    }
 }
 
 /// Fills `jobs` with one job per CPU, the first `threads` online CPUs. Called with CPU hotplug
