@@ -140,9 +140,11 @@ got=$(. selftests/rust_modref_lib.sh && module_leaks <(echo "$report") | awk '/^
 	{ echo "module_leaks found '$got', not the named and the bare module-space frames"; status=1; }
 [ -z "$(. selftests/rust_modref_lib.sh && module_leaks /dev/null)" ] || { echo "module_leaks: leaks in an empty report"; status=1; }
 
-log "selftests: foreign_log_lines knows a real fault run's log and nothing more"
-got=$(. selftests/rust_modref_lib.sh && foreign_log_lines selftests/testdata/fault-run.log)
-[ -z "$got" ] || { echo "foreign_log_lines does not recognise lines of selftests/testdata/fault-run.log:"; echo "$got" | head -n 5; status=1; }
+log "selftests: foreign_log_lines knows real fault runs' logs (x86-64, arm64) and nothing more"
+for f in selftests/testdata/fault-run.log selftests/testdata/fault-run-arm64.log; do
+	got=$(. selftests/rust_modref_lib.sh && foreign_log_lines "$f")
+	[ -z "$got" ] || { echo "foreign_log_lines does not recognise lines of $f:"; echo "$got" | head -n 5; status=1; }
+done
 # Right after a dump, and alone: a splat, an unknown line, a failed KUnit case, a frame-shaped
 # line that follows no dump.
 got=$(. selftests/rust_modref_lib.sh && { sed -n '2,40p' selftests/testdata/fault-run.log

@@ -479,7 +479,8 @@ fail_nth() {
 #   - our own: rust_consumer:, rust_provider:, rust_modref_selftest:, and KUnit's lines for the
 #     consumer's suite at each load (a failed KUnit case is foreign);
 #   - warn_alloc(): "COMM: page allocation failure:" or "COMM: vmalloc error:", then its stack
-#     dump (CPU/Tainted/Hardware name, Call Trace, frames, the user registers) and show_mem()'s
+#     dump (CPU/Tainted/Hardware name, x86's "Call Trace" or arm64's "Call trace", frames, with
+#     arm64's "(C)"-style frame marks, x86's user registers) and show_mem()'s
 #     Mem-Info (with MEM_ALLOC_PROFILING, its top allocation sites); "warn_alloc: N callbacks
 #     suppressed";
 #   - should_fail()'s "FAULT_INJECTION: forcing a failure." and its stack (verbose > 0);
@@ -522,8 +523,8 @@ foreign_log_lines() {
 	/^prepare_slab_obj_exts_hook, [^ ]+: Failed to create slab extension vector!$/ { next }
 	/^debugfs: out of free dentries, can not create (directory|file) .[A-Za-z0-9_]+.$/ { next }
 	dump && (/^CPU: [0-9]+ UID: [0-9]+ PID: [0-9]+ Comm: / || /^Tainted: / || /^Hardware name: / ||
-		/^Call Trace:$/ || /^ *<\/?(TASK|IRQ|NMI|SOFTIRQ)>$/ ||
-		/^ +(\? )?[A-Za-z0-9_.$]+\+0x[0-9a-f]+\/0x[0-9a-f]+( \[[A-Za-z0-9_]+\])?$/ ||
+		/^Call [Tt]race:$/ || /^ *<\/?(TASK|IRQ|NMI|SOFTIRQ)>$/ ||
+		/^ +(\? )?[A-Za-z0-9_.$]+\+0x[0-9a-f]+\/0x[0-9a-f]+( \[[A-Za-z0-9_]+\])?( \([A-Z]\))?$/ ||
 		/^(RIP|RSP|RAX|RDX|RBP|R10|R13|Code): / ||
 		/^ *[a-z_]+:[0-9]+( [a-z_]+:[0-9]+)*$/ || /^Node [0-9]+ / ||
 		/^(DMA|DMA32|Normal|Movable|HighMem)( free:|: )/ || /^lowmem_reserve\[\]:( [0-9]+)+$/ ||
