@@ -15,8 +15,9 @@
 #   make clean
 #
 # Variables: KDIR=<your Rust-enabled kernel build>, KVER, LLVM, KFLAVOR=debug|fast|inline (inline:
-#            fast + C helpers inlined into Rust, with INLINE_RUSTC), VM_CPUS=4, VM_TIMEOUT=...;
-#            the defaults are in scripts/defaults.mk
+#            fast + C helpers inlined into Rust, with INLINE_RUSTC), ARCH=x86|arm64 (default the
+#            host's; arm64 on x86-64 is cross-built and emulated: `make test ARCH=arm64`),
+#            VM_CPUS=4, VM_TIMEOUT=...; the defaults are in scripts/defaults.mk
 
 include $(dir $(lastword $(MAKEFILE_LIST)))scripts/defaults.mk
 export KVER LLVM KFLAVOR INLINE_RUSTC

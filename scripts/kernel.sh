@@ -8,15 +8,16 @@
 # describes it.
 #
 # Environment: KVER, KFLAVOR=debug|fast|inline, LLVM, INLINE_RUSTC (defaults: scripts/defaults.mk),
+# ARCH=x86|arm64 (default: the host's; another one is cross-built, LLVM needs no cross compiler),
 # RUST_MODREF_CACHE (default ~/.cache/rust-modref), RUST_MODREF_REFRESH=1 to ask Debian for a
 # newer source package.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 case "$KFLAVOR" in
-debug) FRAGMENTS=(vm rust debug) ;;
-fast)  FRAGMENTS=(vm rust) ;;
-inline) FRAGMENTS=(vm rust inline) ;;
+debug) FRAGMENTS=(vm "vm-$ARCH" rust debug) ;;
+fast)  FRAGMENTS=(vm "vm-$ARCH" rust) ;;
+inline) FRAGMENTS=(vm "vm-$ARCH" rust inline) ;;
 *) die "KFLAVOR must be 'debug' (KASAN, lockdep: the test kernel), 'fast' (for benchmarks) or
 'inline' (fast, with the C helpers inlined into Rust), not '$KFLAVOR'" ;;
 esac
@@ -48,7 +49,7 @@ fi
 src_record="$RUST_MODREF_CACHE/src/linux-source-$KVER.version"
 quick_key() {
 	{
-		echo "$KVER $KFLAVOR LLVM=$LLVM"
+		echo "$KVER $KFLAVOR LLVM=$LLVM ARCH=$ARCH"
 		rustc -vV 2>&1; bindgen --version 2>&1; "clang$LLVM" --version 2>&1 | head -n1
 		cat "$RUST_MODREF_TOP"/kconfig/*.config "$src_record" 2>&1
 		cat "$RUST_MODREF_TOP/patches/$KVER"/*.patch 2>/dev/null
@@ -68,16 +69,6 @@ apt_dir="$RUST_MODREF_CACHE/apt"
 apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
 	-o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache"
 	-o "Dir::State::status=/dev/null" -o Debug::NoLocking=1 -q)
-
-# The Debian mirror this host already uses, so no host name is hard-coded here.
-debian_mirror() {
-	local uri
-	uri=$(grep -hsE '^\s*(URIs:|deb\s)' /etc/apt/sources.list /etc/apt/sources.list.d/*.sources \
-		/etc/apt/sources.list.d/*.list 2>/dev/null |
-		grep -oE '(https?|file)://[^ ]*/debian/?( |$)' | head -n1 | tr -d ' ')
-	[ -n "$uri" ] || die "cannot find a Debian mirror in /etc/apt/sources.list*: set DEBIAN_MIRROR=URL"
-	echo "${uri%/}"
-}
 
 apt_private_update() {
 	mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
@@ -179,13 +170,13 @@ kernelversion=$(make -s -C "$src_dir" kernelversion)
 
 # --- Cache key: everything that changes the build output ---------------------------------------
 key=$( {
-	echo "$KVER $src_pkgver $KFLAVOR LLVM=$LLVM"
+	echo "$KVER $src_pkgver $KFLAVOR LLVM=$LLVM ARCH=$ARCH"
 	rustc -vV; bindgen --version; "clang$LLVM" --version | head -n1
 	for f in "${FRAGMENTS[@]}"; do cat "$RUST_MODREF_TOP/kconfig/$f.config"; done
 	[ ${#patches[@]} = 0 ] || diffs_of "${patches[@]}"
 } | sha256sum | cut -c1-12)
-out="$RUST_MODREF_CACHE/build/linux-$kernelversion-$KFLAVOR-$key"
-kmake=(make -C "$src_dir" O="$out" LLVM="$LLVM" -j"$(nproc)")
+out="$RUST_MODREF_CACHE/build/linux-$kernelversion-$ARCH-$KFLAVOR-$key"
+kmake=(make -C "$src_dir" O="$out" ARCH="$ARCH" LLVM="$LLVM" -j"$(nproc)")
 
 if [ -f "$out/.rust-modref-built" ]; then
 	log "kernel $kernelversion ($KFLAVOR) already built in $out"
@@ -216,7 +207,7 @@ $(tail -n 10 "$out/config.log")"; }
 		esac
 	done < <(cat "${frags[@]}")
 	[ ${#bad[@]} -eq 0 ] || die "these fragment options did not stick (missing dependency?): ${bad[*]}"
-	log "building kernel $kernelversion with LLVM=$LLVM on $(nproc) CPUs (about 11 minutes on 2 cores; log: $out/build.log)"
+	log "building kernel $kernelversion for $ARCH with LLVM=$LLVM on $(nproc) CPUs (about 11 minutes on 2 cores; log: $out/build.log)"
 	start=$(date +%s)
 	( "${kmake[@]}" all >"$out/build.log" 2>&1 ) &
 	pid=$!
@@ -244,7 +235,8 @@ SOURCE_PACKAGE=linux-source-$KVER $src_pkgver
 KFLAVOR=$KFLAVOR
 LLVM=$LLVM
 RUSTC=$(rustc --version)
-BZIMAGE=$out/arch/x86/boot/bzImage
+ARCH=$ARCH
+KIMAGE=$out/$RUST_MODREF_KIMAGE
 QUICK_KEY=$(quick_key)
 EOT
 echo "$out"

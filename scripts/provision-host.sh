@@ -7,10 +7,18 @@
 #
 #   scripts/provision-host.sh           install what is missing
 #   scripts/provision-host.sh --check   only list what would be installed (exit 0 either way)
+#   scripts/provision-host.sh --cross-only   only what a guest of another ARCH needs
+#
+# ARCH other than the host's (ARCH=arm64 on x86-64) adds its QEMU, mmdebstrap (the guest's root
+# filesystem, scripts/guest-root.sh), a cross gcc and libc for linking the tools, and the tools'
+# Rust target.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-check=0
-[ "${1:-}" = --check ] && check=1
+check=0 cross_only=0
+case "${1:-}" in
+--check) check=1 ;;
+--cross-only) cross_only=1 ;;
+esac
 
 readonly BINDGEN_VERSION=0.73.2
 readonly VIRTME_NG_VERSION=1.42
@@ -31,8 +39,18 @@ readonly PACKAGES=(
 	python3-venv                                                      # virtme-ng lives in a private venv
 )
 
+# A guest of another architecture; Debian's names for its packages.
+cross_packages=()
+if [ "$RUST_MODREF_CROSS" = 1 ]; then
+	case "$ARCH" in
+	arm64) cross_packages=(qemu-system-arm gcc-aarch64-linux-gnu libc6-dev-arm64-cross mmdebstrap) ;;
+	x86) cross_packages=(qemu-system-x86 gcc-x86-64-linux-gnu libc6-dev-amd64-cross mmdebstrap) ;;
+	esac
+fi
+wanted=("${PACKAGES[@]}" "${cross_packages[@]}")
+[ $cross_only = 0 ] || wanted=("${cross_packages[@]}")
 missing=()
-for p in "${PACKAGES[@]}"; do
+for p in "${wanted[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ $check = 1 ]; then
@@ -47,6 +65,18 @@ elif [ ${#missing[@]} -gt 0 ]; then
 	log "installing Debian packages: ${missing[*]} (about a minute)"
 	as_root sh -c "$install" >/dev/null
 fi
+
+# The tools' Rust target for a guest of another architecture.
+if [ "$RUST_MODREF_CROSS" = 1 ] && ! rustup target list --installed 2>/dev/null | grep -qx "$RUST_MODREF_TRIPLE"; then
+	if [ $check = 1 ]; then
+		echo "provision-host --check: would rustup target add $RUST_MODREF_TRIPLE"
+	else
+		need rustup "rustup (https://rustup.rs)"
+		log "rustup target add $RUST_MODREF_TRIPLE (the tools for the $ARCH guest)"
+		rustup target add "$RUST_MODREF_TRIPLE" >/dev/null
+	fi
+fi
+[ $cross_only = 0 ] || exit 0
 
 version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
 

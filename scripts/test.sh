@@ -51,8 +51,13 @@ if [ -z "${TEST_CASES:-}" ]; then
 	rsync -rL --delete --exclude target "$RUST_MODREF_TOP/selftests/" "$kst/rust_modref/" ||
 		die "copying selftests/ into $kst failed"
 	rm -rf "$inst"
+	# Another architecture (ARCH=arm64): the tools cross-built for it, as make tools did.
+	cross_target=""
+	[ "$RUST_MODREF_CROSS" = 0 ] || cross_target=$RUST_MODREF_TRIPLE
 	# The tools' cargo target: the repository's (make tools built it), not a second cold build.
-	make -C "$kst" TARGETS=rust_modref O="$KDIR" LLVM="${LLVM:--19}" INSTALL_PATH="$inst" 		RMC_CARGO_TARGET="$RUST_MODREF_TOP/tools/target" install >"$out/kselftest-build.log" 2>&1 ||
+	make -C "$kst" TARGETS=rust_modref O="$KDIR" LLVM="${LLVM:--19}" INSTALL_PATH="$inst" \
+		RMC_CARGO_TARGET="$RUST_MODREF_TOP/tools/target" ${cross_target:+RMC_RUST_TARGET=$cross_target} install \
+		>"$out/kselftest-build.log" 2>&1 ||
 		die "kselftest build/install failed; see $out/kselftest-build.log:
 $(tail -n 15 "$out/kselftest-build.log")"
 	# -p: the suite's output into a file of its own (the runner writes it to /dev/stdout, which

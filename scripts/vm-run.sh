@@ -24,6 +24,9 @@
 # VM_STALL_TEST=first|both injects the fault for the test: that boot's CPUs never start (QEMU -S)
 # and it is declared stalled after 8 s.
 #
+# ARCH=arm64 on an x86-64 host boots the arm64 kernel under TCG on a root filesystem of its own
+# (scripts/guest-root.sh: Debian's arm64 packages), with this repository shared as on the host.
+#
 # Exit status: the guest command's, or 124 timeout, 125 VM/setup failure.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -48,23 +51,28 @@ done
 fail() { echo "vm-run: $*" >&2; exit 125; }
 
 kdir=${KDIR:-$RUST_MODREF_BUILD/kdir}
-bzimage="$kdir/arch/x86/boot/bzImage"
-[ -f "$bzimage" ] || fail "no kernel image at $bzimage: run 'make kernel' (or set KDIR=)"
+bzimage="$kdir/$RUST_MODREF_KIMAGE"
+[ -f "$bzimage" ] || fail "no $ARCH kernel image at $bzimage: run 'make kernel ARCH=$ARCH' (or set KDIR=)"
 vng="$RUST_MODREF_CACHE/venv/bin/vng"
 [ -x "$vng" ] || vng=$(command -v vng) || fail "virtme-ng not found: run scripts/provision-host.sh"
 # vng runs its helpers (virtme-run, virtme-ng-init) from its own bin directory.
 export PATH="$(dirname "$vng"):$PATH"
-command -v qemu-system-x86_64 >/dev/null || fail "qemu-system-x86_64 not found (Debian: apt-get install qemu-system-x86)"
+qemu_pkg=qemu-system-x86
+[ "$ARCH" = arm64 ] && qemu_pkg=qemu-system-arm
+command -v "$RUST_MODREF_QEMU" >/dev/null || fail "$RUST_MODREF_QEMU not found (Debian: apt-get install $qemu_pkg)"
 command -v udevadm >/dev/null ||
 	fail "udev is not installed on the host: without it vng cannot return the guest's exit status (Debian: apt-get install udev)"
 
 # KVM probe: boot the kernel with no init under KVM; a working KVM reaches the init step in seconds.
 use_kvm=0
+# A guest of another architecture is emulated (TCG): no KVM to probe.
+[ "$RUST_MODREF_CROSS" = 0 ] || VM_KVM=0
 case "${VM_KVM:-auto}" in
 1) use_kvm=1 ;;
 0) ;;
 auto)
-	if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+	# (The probe boots an x86 kernel; an arm64 host runs its guests under TCG here.)
+	if [ "$ARCH" = x86 ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
 		probe="$RUST_MODREF_CACHE/kvm-probe-$(qemu-system-x86_64 --version | head -n1 | md5sum | cut -c1-8)-$(uname -r)"
 		if [ ! -f "$probe" ]; then
 			log "probing KVM (one quick boot, at most 20 s; the result is cached in $probe)"
@@ -82,6 +90,16 @@ auto)
 esac
 accel=(--disable-kvm)
 [ "$use_kvm" = 1 ] && accel=()
+# Another architecture: its own root filesystem, and its tools.
+cross=() rwdir=$RUST_MODREF_TOP
+if [ "$RUST_MODREF_CROSS" = 1 ]; then
+	root=$("$RUST_MODREF_TOP/scripts/guest-root.sh") || fail "no root filesystem for the $ARCH guest"
+	cross=(--arch "$RUST_MODREF_VNG_ARCH" --root "$root")
+	# The repository is mounted at its host path: the mount point must exist in the (read-only)
+	# root, and vng takes a directory outside the root only as GUEST=HOST.
+	mkdir -p "$root$RUST_MODREF_TOP"
+	rwdir=$RUST_MODREF_TOP=$RUST_MODREF_TOP
+fi
 
 mkdir -p "$RUST_MODREF_BUILD"
 [ -n "$log" ] || log="$RUST_MODREF_BUILD/vm-$(date +%Y%m%d-%H%M%S).log"
@@ -99,11 +117,35 @@ guest_cmd="echo $STARTED; cd $(printf %q "$RUST_MODREF_TOP") && $(printf '%q ' "
 # touching a file there copies it up into guest memory once, and later execs of it read memory
 # (bench/README.md has the figures). The programs the selftests run most and
 # their libraries (ldd on the host: the guest sees the same files), ~12 MB. Only where /usr is
-# that overlay (never the host's own files); VM_WARM=0 skips it.
-if [ "${VM_WARM:-1}" = 1 ]; then
+# that overlay (never the host's own files); VM_WARM=0 skips it. A guest of another architecture:
+# the same programs in its root, and the libraries they name (DT_NEEDED), found in its lib dirs.
+warm_names=(bash grep sed awk cat head tail dmesg kmod stat mkdir rmdir rm cp mktemp nproc nice seq
+	tr timeout tee sort cut wc uname dirname xargs zcat id ls)
+if [ "${VM_WARM:-1}" = 1 ] && [ "$RUST_MODREF_CROSS" = 1 ]; then
 	warm_bins=()
-	for b in bash grep sed awk cat head tail dmesg kmod stat mkdir rmdir rm cp mktemp nproc nice seq \
-		tr timeout tee sort cut wc uname dirname xargs zcat id ls; do
+	for b in "${warm_names[@]}"; do
+		for d in usr/bin usr/sbin; do
+			if [ -f "$root/$d/$b" ]; then warm_bins+=("/$d/$b"); break; fi
+		done
+	done
+	readelf=llvm-readelf$LLVM
+	need "$readelf" "llvm$LLVM"
+	{ printf '%s\n' "${warm_bins[@]}"
+		# (zcat is a script: readelf fails on it.)
+		for b in "${warm_bins[@]}"; do "$readelf" -d "$root$b" 2>/dev/null || true; done |
+			sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort -u | while read -r lib; do
+				for d in "$root"/usr/lib/*-linux-gnu "$root/usr/lib"; do
+					if [ -f "$d/$lib" ]; then
+						f=$(cd "$d" && realpath -e "$lib") && echo "${f#"$root"}"
+						break
+					fi
+				done
+			done
+		find "$root/usr/lib" -maxdepth 2 -name 'ld-linux-*.so.*' -type f | sed "s|^$root||"
+	} | sort -u >"$RUST_MODREF_BUILD/vm-warm.list"
+elif [ "${VM_WARM:-1}" = 1 ]; then
+	warm_bins=()
+	for b in "${warm_names[@]}"; do
 		p=$(type -P "$b") && warm_bins+=("$(readlink -f "$p")")
 	done
 	# The list goes through a file: the command travels on the kernel command line (2 KiB).
@@ -113,6 +155,8 @@ if [ "${VM_WARM:-1}" = 1 ]; then
 		{ ldd "${warm_bins[@]}" 2>/dev/null || true; } | awk '/=> \// {print $3} /^[ \t]*\/.*ld-linux/ {print $1}'
 	} | xargs -r readlink -f | { grep '^/usr/' || true; } | sort -u >"$RUST_MODREF_BUILD/vm-warm.list.$$"
 	mv "$RUST_MODREF_BUILD/vm-warm.list.$$" "$RUST_MODREF_BUILD/vm-warm.list"
+fi
+if [ "${VM_WARM:-1}" = 1 ]; then
 	guest_cmd="echo $STARTED; if [ \"\$(stat -f -c %T /usr)\" = overlayfs ]; then xargs touch -c -- <$(printf %q "$RUST_MODREF_BUILD/vm-warm.list"); fi; ${guest_cmd#*; }"
 fi
 # Measured under TCG: the longest silence of a normal boot's kernel phase is under 4 s; in
@@ -122,7 +166,7 @@ stall_s=${VM_STALL_S:-$([ "$use_kvm" = 1 ] && echo 30 || echo 120)}
 stall_user_s=${VM_STALL_USER_S:-$([ "$use_kvm" = 1 ] && echo 120 || echo 600)}
 # The kernel's last word before userspace (with the initramfs vng uses).
 readonly INIT_STARTED='Run /init as init process'
-log "VM: $(basename "$bzimage") from $kdir, $cpus vCPUs, $memory, $([ "$use_kvm" = 1 ] && echo KVM || echo TCG), timeout ${timeout}s, stall bounds ${stall_s}s (kernel) and ${stall_user_s}s (init), log $log"
+log "VM: $ARCH $(basename "$bzimage") from $kdir, $cpus vCPUs, $memory, $([ "$use_kvm" = 1 ] && echo KVM || echo TCG), timeout ${timeout}s, stall bounds ${stall_s}s (kernel) and ${stall_user_s}s (init), log $log"
 
 # boot LOG STALL_S [QEMU_OPTS]: one boot, its exit status in $rc. Returns 1 if it stalled before
 # the guest command started (QEMU killed), else 0. STALL_S bounds the kernel phase's silences,
@@ -139,8 +183,8 @@ boot() {
 	RUST_MODREF_LOG=$blog setsid bash -c '(echo $BASHPID >"$RUST_MODREF_LOG.pid"; exec "$@" </dev/null 2>&1) | tee "$RUST_MODREF_LOG" |
 		grep --line-buffered -vE "^\[ *[0-9]+\.[0-9]+\]|^virtme|^RUST-MODREF-GUEST-COMMAND-STARTED"
 		echo "${PIPESTATUS[0]}" >"$RUST_MODREF_LOG.rc"' vm-run \
-		timeout -k 10 "$timeout" "$vng" --run "$bzimage" "${accel[@]}" --force-initramfs --force-9p \
-		--cpus "$cpus" --memory "$memory" --user root --rwdir "$RUST_MODREF_TOP" ${qopts:+"--qemu-opts=$qopts"} \
+		timeout -k 10 "$timeout" "$vng" --run "$bzimage" "${cross[@]}" "${accel[@]}" --force-initramfs --force-9p \
+		--cpus "$cpus" --memory "$memory" --user root --rwdir "$rwdir" ${qopts:+"--qemu-opts=$qopts"} \
 		--append "panic_on_warn=0 $kmemleak${VM_APPEND:+ $VM_APPEND}" -v --exec "$guest_cmd" &
 	pid=$!
 	last_change=$(date +%s) boot_t0=$(date +%s)

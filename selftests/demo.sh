@@ -6,6 +6,9 @@
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 bin=$top/tools/target/release
+# A guest of another architecture than the host's (make run ARCH=arm64): the tools built for it.
+[ -x "$top/tools/target/$(uname -m)-unknown-linux-gnu/release/rmc-load" ] &&
+	bin=$top/tools/target/$(uname -m)-unknown-linux-gnu/release
 cd "$top" || exit 1
 . selftests/rust_modref_lib.sh # SPLAT_RE, nap, ms_now, table_answers, holds_in_flight
 step() { printf '\n== %s\n' "$*"; }

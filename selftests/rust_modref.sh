@@ -27,8 +27,11 @@ else
 fi
 readonly NEG_MODDIR=${NEG_MODDIR:-$MODDIR/build/negative-control}
 readonly NEG_DRAIN_MODDIR=${NEG_DRAIN_MODDIR:-$MODDIR/build/negative-control-drain}
+# (A guest of another architecture than the host's: the tools cross-built for it, make ARCH=arm64.)
 if [ -x "$DIR/rmc-load" ]; then
 	TOOLS_DIR=${TOOLS_DIR:-$DIR}
+elif [ -x "$DIR/../tools/target/$(uname -m)-unknown-linux-gnu/release/rmc-load" ]; then
+	TOOLS_DIR=${TOOLS_DIR:-$(cd "$DIR/.." && pwd)/tools/target/$(uname -m)-unknown-linux-gnu/release}
 else
 	TOOLS_DIR=${TOOLS_DIR:-$(cd "$DIR/.." && pwd)/tools/target/release}
 fi
@@ -1054,6 +1057,7 @@ for c in "${selected[@]}"; do
 done
 
 ktap_print_header
+echo "# kernel $(uname -r) on $(uname -m), $(nproc) CPUs"
 [ "$(id -u)" = 0 ] || { ktap_skip_all "must run as root"; exit "$KSFT_SKIP"; }
 for tool in insmod rmmod modinfo dmesg; do
 	command -v $tool >/dev/null || { ktap_skip_all "$tool not found (Debian: kmod, util-linux)"; exit "$KSFT_SKIP"; }
