@@ -8,8 +8,10 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 bin=$top/tools/target/release
 raw=$top/bench/${KFLAVOR:-debug}/raw
-reps=${BENCH_REPS:-5}
-secs=${BENCH_SECONDS:-5}
+# Repetitions: every comparison is made of pairs measured next to each other, and each target's
+# verdict rests on the interval of its pairs (bench/README.md: how many, and why).
+reps=${BENCH_REPS:-15}
+secs=${BENCH_SECONDS:-15}
 iters=${BENCH_ITERS:-200000}
 cd "$top" || exit 1
 . selftests/rust_modref_lib.sh # SPLAT_RE, nap, now_ms, percentiles
@@ -31,8 +33,13 @@ cat >"$raw/env.json" <<EOT
  "cmdline": "$(sed 's/"/\\"/g' /proc/cmdline)"}
 EOT
 
-kreps=${BENCH_KERNEL_REPS:-5}
-log "in-kernel microbenchmark ($iters iterations per thread, median of $kreps interleaved runs)"
+kreps=${BENCH_KERNEL_REPS:-15}
+# The host's speed, at the start and again at the end: the bare call on one CPU.
+host_speed() {
+	"$bin/rmc-bench" kernel -n "$iters" --reps 5 --cpus 1 --exact --variant a >"$raw/host-speed-$1.json" 2>/dev/null
+}
+host_speed start || exit 1
+log "in-kernel microbenchmark ($iters iterations per thread, $kreps interleaved repetitions)"
 "$bin/rmc-bench" kernel -n "$iters" --reps "$kreps" >"$raw/kernel.json" || exit 1
 
 # Userspace throughput in rounds of 1 s per mix, the mixes interleaved within a round, so that the
@@ -59,7 +66,9 @@ depmod -b "$modroot" "$kver"
 load_start() { "$bin/rmc-load" -j 4 --until-stopped >/dev/null 2>&1 & load_pid=$!; nap 1; }
 load_stop() { kill -TERM "$load_pid"; wait "$load_pid"; }
 declare -A samples
-sample() { samples[$1]+="$2 "; }
+# A sample that was not measured is "null": it keeps its place, so that the i-th samples of two
+# series stay one pair.
+sample() { samples[$1]+="${2:-null} "; }
 # syscalls NAME MODE CMD...: run CMD under strace and take the tool's time from entering its first
 # delete_module to returning from its last: a removal strategy's own time, free of process
 # start-up (which under load is most of "external"), on the same footing for both tools. Also
@@ -82,43 +91,61 @@ syscalls() {
 	sample "${name}_${mode}_attempts" "$(grep -c 'delete_module("rust_provider"' "$st")"
 	return $rc
 }
+# Both sides reloaded: modprobe -r also removes the consumer it no longer needs.
+reload() {
+	[ -d /sys/module/rust_consumer ] || insmod rust_consumer.ko
+	[ -d /sys/module/rust_provider ] || insmod rust_provider.ko
+}
+# One removal by each tool, plain (internal and external time) and under strace (its syscalls),
+# each from the same situation (idle, or a fresh 4-thread load), the provider reloaded after.
+rmmod_wait_plain() {
+	local mode=$1 t0 t1 out
+	[ $mode = load ] && load_start
+	t0=$(now_ms)
+	out=$("$bin/rmmod-wait" --wait --verbose --timeout 30 rust_provider 2>&1)
+	t1=$(now_ms)
+	[ $mode = load ] && load_stop
+	sample "rmmod_wait_${mode}_internal" "$(sed -n 's/.*attempt(s), \([0-9.]*\) ms/\1/p' <<<"$out")"
+	sample "rmmod_wait_${mode}_external" $((t1 - t0))
+	sample "provider_exit_${mode}" "$(dmesg -t | sed -n 's/.*(exit) withdrew .* in \([0-9]*\) us.*/\1/p' |
+		tail -n1 | awk '{printf "%.3f", $1 / 1000}')"
+	reload
+}
+rmmod_wait_strace() {
+	[ $1 = load ] && load_start
+	syscalls rmmod_wait "$1" "$bin/rmmod-wait" --wait --timeout 30 rust_provider
+	[ $1 = load ] && load_stop
+	reload
+}
+modprobe_strace() {
+	[ $1 = load ] && load_start
+	syscalls modprobe_wait "$1" timeout 30 modprobe -d "$modroot" -r --wait 20000 rust_provider
+	[ $1 = load ] && load_stop
+	reload
+}
+modprobe_plain() {
+	local mode=$1 t0 t1 rc
+	[ $mode = load ] && load_start
+	t0=$(now_ms)
+	timeout 30 modprobe -d "$modroot" -r --wait 20000 rust_provider
+	rc=$?
+	t1=$(now_ms)
+	[ $mode = load ] && load_stop
+	[ -d /sys/module/rust_provider ] && rc=gone_not
+	sample "modprobe_wait_${mode}_external" "$((t1 - t0))"
+	[ "$rc" = 0 ] || log "modprobe -r --wait: exit $rc"
+	reload
+}
+# Each repetition is one pair per comparison; the tools take turns going first (odd repetitions
+# rmmod-wait, even ones modprobe), so that neither always meets the guest right after a reload.
 for i in $(seq "$reps"); do
 	for mode in idle load; do
 		log "removal $i/$reps, $mode"
-		# rmmod-wait
-		[ $mode = load ] && load_start
-		t0=$(now_ms)
-		out=$("$bin/rmmod-wait" --wait --verbose --timeout 30 rust_provider 2>&1)
-		t1=$(now_ms)
-		[ $mode = load ] && load_stop
-		sample "rmmod_wait_${mode}_internal" "$(sed -n 's/.*attempt(s), \([0-9.]*\) ms/\1/p' <<<"$out")"
-		sample "rmmod_wait_${mode}_external" $((t1 - t0))
-		sample "provider_exit_${mode}" "$(dmesg -t | sed -n 's/.*(exit) withdrew .* in \([0-9]*\) us.*/\1/p' |
-			tail -n1 | awk '{printf "%.3f", $1 / 1000}')"
-		insmod rust_provider.ko
-		# The same under strace (a separate removal: strace's start-up is not part of any sample).
-		[ $mode = load ] && load_start
-		syscalls rmmod_wait "$mode" "$bin/rmmod-wait" --wait --timeout 30 rust_provider
-		[ $mode = load ] && load_stop
-		insmod rust_provider.ko
-		[ $mode = load ] && load_start
-		syscalls modprobe_wait "$mode" timeout 30 modprobe -d "$modroot" -r --wait 20000 rust_provider
-		[ $mode = load ] && load_stop
-		[ -d /sys/module/rust_consumer ] || insmod rust_consumer.ko
-		[ -d /sys/module/rust_provider ] || insmod rust_provider.ko
-		# modprobe -r --wait (kmod), same situation
-		[ $mode = load ] && load_start
-		t0=$(now_ms)
-		timeout 30 modprobe -d "$modroot" -r --wait 20000 rust_provider
-		rc=$?
-		t1=$(now_ms)
-		[ $mode = load ] && load_stop
-		[ -d /sys/module/rust_provider ] && rc=gone_not
-		sample "modprobe_wait_${mode}_external" "$((t1 - t0))"
-		[ "$rc" = 0 ] || log "modprobe -r --wait: exit $rc"
-		# modprobe -r also removes the now unused consumer: reload both as needed.
-		[ -d /sys/module/rust_consumer ] || insmod rust_consumer.ko
-		[ -d /sys/module/rust_provider ] || insmod rust_provider.ko
+		if [ $((i % 2)) = 1 ]; then
+			rmmod_wait_plain $mode; rmmod_wait_strace $mode; modprobe_strace $mode; modprobe_plain $mode
+		else
+			modprobe_plain $mode; modprobe_strace $mode; rmmod_wait_strace $mode; rmmod_wait_plain $mode
+		fi
 	done
 done
 {
@@ -127,7 +154,8 @@ done
 	for k in "${!samples[@]}"; do
 		[ $first = 1 ] || echo ","
 		first=0
-		med=$(tr ' ' '\n' <<<"${samples[$k]}" | grep . | percentiles 50)
+		med=$(tr ' ' '\n' <<<"${samples[$k]}" | grep -v -e '^$' -e '^null$' | percentiles 50)
+		[ "$med" != - ] || med=null
 		printf '"%s": {"median_ms": %s, "samples_ms": [%s]}' "$k" "$med" "$(xargs <<<"${samples[$k]}" | tr ' ' ',')"
 	done
 	echo "}"
@@ -149,6 +177,7 @@ awk -v s="$t_start" -v a="$t_rm" -v b="$t_gone" -v c="$t_reload" 'BEGIN {
 	printf "{\"removal started\": %.3f, \"provider gone\": %.3f, \"reload\": %.3f}\n", (a-s)/1000, (b-s)/1000, (c-s)/1000 }' \
 	>"$raw/timeline-marks.json"
 
+host_speed end || exit 1
 rmmod rust_provider && rmmod rust_consumer
 rm -rf "$tmp"
 if dmesg | grep -qE "$SPLAT_RE"; then

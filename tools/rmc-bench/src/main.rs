@@ -18,6 +18,8 @@ use rmc::cli::{parse_at_least_one, DeviceArg, TableArg};
 mod plot;
 mod report;
 mod run;
+mod stats;
+mod targets;
 
 use run::{Plan, Variant};
 
@@ -198,12 +200,28 @@ mod tests {
         let r: report::Results =
             serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap())
                 .unwrap();
-        // c - a = 20 <= 2 (b - a) = 20: met, in 3 of 3 repetitions.
-        assert!(r.targets.lookup_le_2x_reference_1cpu.met);
-        assert_eq!(r.targets.lookup_le_2x_reference_1cpu.reps_met, "3/3");
+        // (c - a) / 2 (b - a) = 20 / 20 in each of 3 repetitions: exactly at the bound, met.
+        let lookup = &r.targets.lookup_le_2x_reference_1cpu;
+        assert_eq!((lookup.interval.median, lookup.interval.n), (1.0, 3));
+        assert_eq!(lookup.verdict, stats::Verdict::Met);
         assert_eq!(r.userspace_throughput[0].ratio_b_over_a, 0.8);
-        assert!(!r.targets.userspace_ratio_1_thread_ge_0_90.met);
-        assert!(r.targets.userspace_ratio_4_threads_ge_0_75.met);
+        assert_eq!(
+            r.targets.userspace_ratio_1_thread_ge_0_90.verdict,
+            stats::Verdict::NotMet
+        );
+        assert_eq!(
+            r.targets.userspace_ratio_4_threads_ge_0_75.verdict,
+            stats::Verdict::Met
+        );
+        // No removal was measured: no data is never a verdict either way.
+        assert_eq!(r.targets.removal_under_load_le_1_s.interval.n, 0);
+        assert_eq!(
+            r.targets.removal_under_load_le_1_s.verdict,
+            stats::Verdict::WithinNoise
+        );
+        assert!(std::fs::read_to_string(dir.join("results.md"))
+            .unwrap()
+            .contains("| lookup_le_2x_reference_1cpu |"));
         let index = dir.join("index.json");
         report::update_index(&dir.join("results.json"), &index).unwrap();
         assert!(std::fs::read_to_string(&index)

@@ -22,7 +22,8 @@ const COLORS: [RGBColor; 3] = [
     RGBColor(44, 160, 44),
 ];
 
-/// A line chart with markers: one series per `(label, points)`, y from 0.
+/// A line chart with markers: one series per `(label, points)` through the medians, each
+/// series' repetitions as small hollow points around them (the spread), y from 0.
 struct LineChart<'a> {
     caption: &'a str,
     x_desc: &'a str,
@@ -32,10 +33,11 @@ struct LineChart<'a> {
 }
 
 impl LineChart<'_> {
-    fn draw(self, path: &Path, series: &[(String, Vec<(f64, f64)>)]) -> Result<(), String> {
+    fn draw(self, path: &Path, series: &[Series]) -> Result<(), String> {
         let ymax = series
             .iter()
-            .flat_map(|(_, s)| s.iter().map(|p| p.1))
+            .flat_map(|s| s.medians.iter().chain(&s.reps).map(|p| p.1))
+            .filter(|y| y.is_finite())
             .fold(0.0, f64::max)
             * 1.15;
         // One label per whole unit (CPUs, threads).
@@ -55,14 +57,20 @@ impl LineChart<'_> {
             .x_labels(x_labels)
             .draw()
             .map_err(err)?;
-        for (i, (label, points)) in series.iter().enumerate() {
+        for (i, s) in series.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
-            c.draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+            c.draw_series(LineSeries::new(s.medians.clone(), color.stroke_width(2)))
                 .map_err(err)?
-                .label(label.as_str())
+                .label(s.label.as_str())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-            c.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+            c.draw_series(s.medians.iter().map(|&p| Circle::new(p, 4, color.filled())))
                 .map_err(err)?;
+            c.draw_series(
+                s.reps
+                    .iter()
+                    .map(|&p| Circle::new(p, 2, color.stroke_width(1))),
+            )
+            .map_err(err)?;
         }
         c.configure_series_labels()
             .background_style(WHITE.mix(0.8))
@@ -74,20 +82,29 @@ impl LineChart<'_> {
     }
 }
 
+/// One line of a [`LineChart`].
+struct Series {
+    label: String,
+    medians: Vec<(f64, f64)>,
+    reps: Vec<(f64, f64)>,
+}
+
 pub fn kernel(path: &Path, points: &[KernelPoint], max_cpus: usize) -> Result<(), String> {
-    let series: Vec<(String, Vec<(f64, f64)>)> = Variant::ALL
+    let series: Vec<Series> = Variant::ALL
         .iter()
         .map(|v| {
-            let s = points
-                .iter()
-                .filter(|p| p.variant == v.name())
-                .map(|p| (p.cpus as f64, p.ns_per_op))
-                .collect();
-            (v.name().to_string(), s)
+            let mine = || points.iter().filter(|p| p.variant == v.name());
+            Series {
+                label: v.name().to_string(),
+                medians: mine().map(|p| (p.cpus as f64, p.ns_per_op)).collect(),
+                reps: mine()
+                    .flat_map(|p| p.reps.iter().map(|&r| (p.cpus as f64, r)))
+                    .collect(),
+            }
         })
         .collect();
     LineChart {
-        caption: "In-kernel cost per call (ns/op) vs concurrent CPUs",
+        caption: "In-kernel cost per call (ns/op) vs concurrent CPUs; small circles: repetitions",
         x_desc: "CPUs running the loop at once",
         y_desc: "ns per op",
         x_range: 0.8..(max_cpus as f64 + 0.2),
@@ -98,28 +115,39 @@ pub fn kernel(path: &Path, points: &[KernelPoint], max_cpus: usize) -> Result<()
 
 pub fn user(path: &Path, user: &[UserRow]) -> Result<(), String> {
     type Pick = fn(&UserRow) -> f64;
-    let series: Vec<(String, Vec<(f64, f64)>)> = [
+    let series: Vec<Series> = [
         (
             (|u| u.nop_calls_per_s) as Pick,
+            0,
             "a: no-op ioctl (no provider, no reference)",
         ),
         (
             |u| u.echo_calls_per_s,
+            1,
             "echo: a call's copies, no provider, no reference",
         ),
         (
             |u| u.compute_calls_per_s,
+            2,
             "b: compute through the full discipline",
         ),
     ]
     .iter()
-    .map(|(pick, label)| {
-        let s = user.iter().map(|u| (u.threads as f64, pick(u))).collect();
-        (label.to_string(), s)
+    .map(|&(pick, k, label)| Series {
+        label: label.to_string(),
+        medians: user.iter().map(|u| (u.threads as f64, pick(u))).collect(),
+        reps: user
+            .iter()
+            .flat_map(|u| {
+                u.calls_per_s_rounds
+                    .iter()
+                    .map(move |r| (u.threads as f64, r[k]))
+            })
+            .collect(),
     })
     .collect();
     LineChart {
-        caption: "Userspace calls/s vs threads (rmc-load)",
+        caption: "Userspace calls/s vs threads (rmc-load); small circles: rounds",
         x_desc: "threads",
         y_desc: "calls/s",
         x_range: 0.8..4.2,
@@ -187,5 +215,77 @@ pub fn timeline(
         .position(SeriesLabelPosition::UpperRight)
         .draw()
         .map_err(err)?;
+    root.present().map_err(err)
+}
+
+/// One row of the verdicts plot: a target's name, its interval and median relative to its bound
+/// (oriented so that above 1 is on the bound's good side), and its verdict's text.
+pub struct VerdictRow {
+    pub name: String,
+    pub lo: f64,
+    pub median: f64,
+    pub hi: f64,
+    pub verdict: &'static str,
+}
+
+/// Every target's 95 % interval against its bound, on a log scale: right of the line at 1 is
+/// the good side; a bar across the line is "within noise".
+pub fn verdicts(path: &Path, rows: &[VerdictRow]) -> Result<(), String> {
+    let clamp = |x: f64| if x.is_nan() { 1.0 } else { x.clamp(0.05, 20.0) };
+    let (xmin, xmax) = rows.iter().fold((0.5f64, 2.0f64), |(a, b), r| {
+        (a.min(clamp(r.lo)), b.max(clamp(r.hi)))
+    });
+    let n = rows.len().max(1);
+    let root = SVGBackend::new(path, (860, 70 + 40 * n as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut c = ChartBuilder::on(&root)
+        .caption(
+            "Targets: median and 95 % interval relative to the bound (right of 1: met side)",
+            ("sans-serif", 16),
+        )
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(10)
+        .build_cartesian_2d((xmin * 0.8..xmax * 1.25).log_scale(), 0f64..n as f64)
+        .map_err(err)?;
+    c.configure_mesh()
+        .disable_y_mesh()
+        .y_labels(0)
+        .x_desc("effect relative to the bound (log scale)")
+        .draw()
+        .map_err(err)?;
+    // Each row's name above its bar, at the left edge.
+    for (i, r) in rows.iter().enumerate() {
+        c.draw_series(std::iter::once(Text::new(
+            format!("{} ({})", r.name, r.verdict),
+            (xmin * 0.82, i as f64 + 0.92),
+            ("sans-serif", 13),
+        )))
+        .map_err(err)?;
+    }
+    c.draw_series(std::iter::once(PathElement::new(
+        vec![(1.0, 0.0), (1.0, n as f64)],
+        BLACK.stroke_width(1),
+    )))
+    .map_err(err)?;
+    for (i, r) in rows.iter().enumerate() {
+        let y = i as f64 + 0.35;
+        let color = match r.verdict {
+            "met" => COLORS[2],
+            "not met" => COLORS[1],
+            _ => RGBColor(127, 127, 127),
+        };
+        c.draw_series(std::iter::once(PathElement::new(
+            vec![(clamp(r.lo), y), (clamp(r.hi), y)],
+            color.stroke_width(3),
+        )))
+        .map_err(err)?;
+        c.draw_series(std::iter::once(Circle::new(
+            (clamp(r.median), y),
+            4,
+            color.filled(),
+        )))
+        .map_err(err)?;
+    }
     root.present().map_err(err)
 }

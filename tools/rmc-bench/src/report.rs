@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::{
     plot,
     run::{KernelPoint, KernelRun, Variant},
+    targets::{self, HostSpeed, Reported, Targets},
 };
 
 /// `env.json`: where the run was made. Only the flavor is read; the rest is kept as written.
@@ -27,10 +28,21 @@ fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> 
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
-/// One series of `removal.json`.
+/// NaN for each `null` of a list (a sample that was not measured keeps its place in the pairs).
+fn nans_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    Ok(Vec::<Option<f64>>::deserialize(d)?
+        .into_iter()
+        .map(|x| x.unwrap_or(f64::NAN))
+        .collect())
+}
+
+/// One series of `removal.json`: its samples in repetition order (`null` where one was not
+/// measured), so that the same index of two series is one pair.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct RemovalSeries {
+    #[serde(deserialize_with = "nan_if_null")]
     pub median_ms: f64,
+    #[serde(deserialize_with = "nans_if_null")]
     pub samples_ms: Vec<f64>,
 }
 
@@ -48,59 +60,15 @@ pub struct UserRow {
     /// Median of the per-round compute/nop ratios.
     #[serde(deserialize_with = "nan_if_null")]
     pub ratio_b_over_a: f64,
+    /// Each round's calls/s of nop, echo and compute, run one after the other.
+    #[serde(default)]
+    pub calls_per_s_rounds: Vec<[f64; 3]>,
+    /// Each round's compute/nop ratio (the two ran next to each other).
+    #[serde(default, deserialize_with = "nans_if_null")]
+    pub ratio_b_over_a_rounds: Vec<f64>,
     /// Median of the per-round compute/echo ratios.
     #[serde(deserialize_with = "nan_if_null")]
     pub ratio_b_over_echo: f64,
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct LookupTarget {
-    #[serde(deserialize_with = "nan_if_null")]
-    pub c_minus_a: f64,
-    #[serde(deserialize_with = "nan_if_null")]
-    pub two_b_minus_a: f64,
-    pub met: bool,
-    /// In how many paired repetitions it held ("k/n").
-    pub reps_met: String,
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct RatioTarget {
-    #[serde(deserialize_with = "nan_if_null")]
-    pub ratio: f64,
-    pub met: bool,
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct MsTarget {
-    #[serde(deserialize_with = "nan_if_null")]
-    pub ms: f64,
-    pub met: bool,
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct VsModprobe {
-    #[serde(deserialize_with = "nan_if_null")]
-    pub rmmod_wait_ms: f64,
-    #[serde(deserialize_with = "nan_if_null")]
-    pub modprobe_ms: f64,
-    pub met: bool,
-}
-
-/// The targets and whether this run met them (NaN, an absent figure, is never met).
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct Targets {
-    pub lookup_le_2x_reference_1cpu: LookupTarget,
-    pub lookup_le_2x_reference_all_cpus: LookupTarget,
-    pub userspace_ratio_1_thread_ge_0_90: RatioTarget,
-    pub userspace_ratio_4_threads_ge_0_75: RatioTarget,
-    pub removal_after_load_stops_le_20_ms: MsTarget,
-    pub removal_under_load_le_1_s: MsTarget,
-    pub not_slower_than_modprobe_idle: VsModprobe,
-    pub not_slower_than_modprobe_load: VsModprobe,
-    /// The same comparisons without process start-up: first delete_module to last, by strace.
-    pub not_slower_than_modprobe_idle_syscalls: VsModprobe,
-    pub not_slower_than_modprobe_load_syscalls: VsModprobe,
 }
 
 /// `results.json`.
@@ -111,6 +79,8 @@ pub struct Results {
     pub userspace_throughput: Vec<UserRow>,
     pub removal_latency: Option<BTreeMap<String, RemovalSeries>>,
     pub targets: Targets,
+    pub reported: Reported,
+    pub host_speed: Option<HostSpeed>,
     /// The `rmc-load --json` report of the timeline run, as written (older raw directories hold
     /// older versions of it).
     pub timeline: Option<Value>,
@@ -136,7 +106,7 @@ fn read<T: DeserializeOwned>(p: &Path) -> Result<T, String> {
 }
 
 /// `read`, but `None` if the file does not exist (a part of the run that was skipped).
-fn read_optional<T: DeserializeOwned>(p: &Path) -> Result<Option<T>, String> {
+pub(crate) fn read_optional<T: DeserializeOwned>(p: &Path) -> Result<Option<T>, String> {
     if p.exists() {
         read(p).map(Some)
     } else {
@@ -193,97 +163,16 @@ fn user_row(dir: &Path, threads: usize) -> Result<UserRow, String> {
         echo_calls_per_s: med(1),
         compute_calls_per_s: med(2),
         ratio_b_over_a: med_ratio(2, 0),
+        ratio_b_over_a_rounds: rounds.iter().map(|r| r[2] / r[0]).collect(),
+        calls_per_s_rounds: rounds.clone(),
         ratio_b_over_echo: med_ratio(2, 1),
     })
 }
 
-fn point(points: &[KernelPoint], v: Variant, cpus: usize) -> Option<&KernelPoint> {
+pub(crate) fn point(points: &[KernelPoint], v: Variant, cpus: usize) -> Option<&KernelPoint> {
     points
         .iter()
         .find(|p| p.variant == v.name() && p.cpus == cpus)
-}
-
-/// The lookup target at `cpus`: the dispatch's extra cost over the bare call (c - a) at most
-/// twice the reference's (2 (b - a)); per repetition too (a, b and c of one repetition ran back
-/// to back, so each is a paired comparison).
-fn lookup_target(points: &[KernelPoint], cpus: usize) -> LookupTarget {
-    let ns = |v| point(points, v, cpus).map_or(f64::NAN, |p| p.ns_per_op);
-    let reps = |v| {
-        point(points, v, cpus)
-            .map(|p| p.reps.clone())
-            .unwrap_or_default()
-    };
-    let (a, b, c) = (
-        ns(Variant::ABareCall),
-        ns(Variant::BGetCallPut),
-        ns(Variant::CFullDispatch),
-    );
-    let (ra, rb, rc) = (
-        reps(Variant::ABareCall),
-        reps(Variant::BGetCallPut),
-        reps(Variant::CFullDispatch),
-    );
-    let n = ra.len().min(rb.len()).min(rc.len());
-    let met = (0..n)
-        .filter(|&i| rc[i] - ra[i] <= 2.0 * (rb[i] - ra[i]))
-        .count();
-    LookupTarget {
-        c_minus_a: c - a,
-        two_b_minus_a: 2.0 * (b - a),
-        met: c - a <= 2.0 * (b - a),
-        reps_met: format!("{met}/{n}"),
-    }
-}
-
-fn targets(
-    points: &[KernelPoint],
-    max_cpus: usize,
-    user: &[UserRow],
-    removal: Option<&BTreeMap<String, RemovalSeries>>,
-) -> Targets {
-    let ms = |k: &str| {
-        removal
-            .and_then(|r| r.get(k))
-            .map_or(f64::NAN, |s| s.median_ms)
-    };
-    let vs_modprobe = |what: &str| {
-        let (r, m) = (
-            ms(&format!("rmmod_wait_{what}")),
-            ms(&format!("modprobe_wait_{what}")),
-        );
-        VsModprobe {
-            rmmod_wait_ms: r,
-            modprobe_ms: m,
-            met: r <= m,
-        }
-    };
-    let ratio = |t: usize| {
-        user.iter()
-            .find(|u| u.threads == t)
-            .map_or(f64::NAN, |u| u.ratio_b_over_a)
-    };
-    let ms_target = |k: &str, bound: f64| MsTarget {
-        ms: ms(k),
-        met: ms(k) <= bound,
-    };
-    Targets {
-        lookup_le_2x_reference_1cpu: lookup_target(points, 1),
-        lookup_le_2x_reference_all_cpus: lookup_target(points, max_cpus),
-        userspace_ratio_1_thread_ge_0_90: RatioTarget {
-            ratio: ratio(1),
-            met: ratio(1) >= 0.90,
-        },
-        userspace_ratio_4_threads_ge_0_75: RatioTarget {
-            ratio: ratio(4),
-            met: ratio(4) >= 0.75,
-        },
-        removal_after_load_stops_le_20_ms: ms_target("rmmod_wait_idle_internal", 20.0),
-        removal_under_load_le_1_s: ms_target("rmmod_wait_load_internal", 1000.0),
-        not_slower_than_modprobe_idle: vs_modprobe("idle_external"),
-        not_slower_than_modprobe_load: vs_modprobe("load_external"),
-        not_slower_than_modprobe_idle_syscalls: vs_modprobe("idle_syscalls"),
-        not_slower_than_modprobe_load_syscalls: vs_modprobe("load_syscalls"),
-    }
 }
 
 fn markdown(r: &Results, max_cpus: usize) -> Result<String, String> {
@@ -329,8 +218,7 @@ fn markdown(r: &Results, max_cpus: usize) -> Result<String, String> {
             ));
         }
     }
-    let targets = serde_json::to_string_pretty(&r.targets).map_err(|e| e.to_string())?;
-    md.push_str(&format!("\nTargets: {targets}\n"));
+    md.push_str(&targets::markdown(r)?);
     Ok(md)
 }
 
@@ -346,7 +234,9 @@ pub fn report(dir: &Path, out: &Path) -> Result<(), String> {
         read_optional(&dir.join("removal.json"))?;
     let results = Results {
         environment: read_optional(&dir.join("env.json"))?,
-        targets: targets(&kernel.points, max_cpus, &user, removal.as_ref()),
+        targets: targets::targets(&kernel.points, max_cpus, &user, removal.as_ref()),
+        reported: targets::reported(removal.as_ref()),
+        host_speed: targets::host_speed(dir)?,
         kernel_microbench: kernel,
         userspace_throughput: user,
         removal_latency: removal,
@@ -367,6 +257,10 @@ pub fn report(dir: &Path, out: &Path) -> Result<(), String> {
     plot::user(
         &out.join("userspace-calls-per-s.svg"),
         &results.userspace_throughput,
+    )?;
+    plot::verdicts(
+        &out.join("verdicts.svg"),
+        &targets::verdict_rows(&results.targets)?,
     )?;
     if let Some(timeline) = read_optional::<Timeline>(&dir.join("timeline.json"))? {
         let marks = results.timeline_marks.clone().unwrap_or_default();
