@@ -70,6 +70,13 @@ enum Cmd {
         #[arg(long)]
         index: Option<PathBuf>,
     },
+    /// Put the verdicts of several runs' results.json side by side (Markdown on stdout); exit 1
+    /// if a target is met in one run and not met in another ("within noise" flips are allowed).
+    Compare {
+        /// Two or more results.json files.
+        #[arg(required = true, num_args = 2..)]
+        results: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -98,6 +105,20 @@ fn main() -> ExitCode {
             println!("{json}");
             Ok(())
         }),
+        Cmd::Compare { results } => match targets::compare(&results) {
+            Ok((table, flips)) => {
+                print!("{table}");
+                if flips.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "met in one run, not met in another: {}",
+                        flips.join(", ")
+                    ))
+                }
+            }
+            Err(e) => Err(e),
+        },
         Cmd::Report { dir, out, index } => {
             let out = out.unwrap_or_else(|| dir.parent().unwrap_or(Path::new(".")).to_path_buf());
             report::report(&dir, &out).and_then(|()| match index {
@@ -231,12 +252,40 @@ mod tests {
     }
 
     #[test]
+    fn compare_flags_met_against_not_met_only() {
+        let dir = std::env::temp_dir().join(format!("rmc-bench-compare-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let run = |name: &str, verdict: &str| {
+            let f = dir.join(name);
+            let t = format!(
+                r#"{{"effect": "e", "bound": "<= 1", "median": 1.0, "lo": 0.9, "hi": 1.1, "n": 15, "verdict": "{verdict}"}}"#
+            );
+            std::fs::write(&f, format!(r#"{{"targets": {{"x": {t}}}}}"#)).unwrap();
+            f
+        };
+        let (met, noise, not_met) = (
+            run("a.json", "met"),
+            run("b.json", "within_noise"),
+            run("c.json", "not_met"),
+        );
+        let (table, flips) = targets::compare(&[met.clone(), noise.clone()]).unwrap();
+        assert!(flips.is_empty(), "{table}");
+        assert!(table.contains(
+            "| x | <= 1 | 1.000 [0.900, 1.100] met | 1.000 [0.900, 1.100] within noise |"
+        ));
+        let (_, flips) = targets::compare(&[met, noise, not_met]).unwrap();
+        assert_eq!(flips, ["x"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn no_command_line_panics() {
         rmc::testing::fuzz_command_lines(
             "rmc-bench",
             &[
                 "kernel",
                 "report",
+                "compare",
                 "-n",
                 "--iters",
                 "--cpus",

@@ -266,3 +266,45 @@ pub fn verdict_rows(targets: &Targets) -> Result<Vec<plot::VerdictRow>, String> 
         })
         .collect()
 }
+
+/// The targets of several `results.json` side by side: a Markdown table (a column per run:
+/// median [interval] and verdict), and the targets met in one run and not met in another.
+pub fn compare(files: &[std::path::PathBuf]) -> Result<(String, Vec<String>), String> {
+    #[derive(Deserialize)]
+    struct Head {
+        targets: BTreeMap<String, Target>,
+    }
+    let runs = files
+        .iter()
+        .map(|f| {
+            let s = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+            serde_json::from_str::<Head>(&s).map_err(|e| format!("{}: {e}", f.display()))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let mut md = String::from("| target | bound |");
+    for i in 1..=runs.len() {
+        md.push_str(&format!(" run {i} |"));
+    }
+    md.push_str("\n|---|---|");
+    md.push_str(&"---|".repeat(runs.len()));
+    md.push('\n');
+    let mut flips = Vec::new();
+    for (name, first) in &runs[0].targets {
+        md.push_str(&format!("| {name} | {} |", first.bound));
+        let mut seen = Vec::new();
+        for run in &runs {
+            match run.targets.get(name) {
+                Some(t) => {
+                    md.push_str(&format!(" {} {} |", t.interval.text(3), t.verdict.text()));
+                    seen.push(t.verdict);
+                }
+                None => md.push_str(" - |"),
+            }
+        }
+        if seen.contains(&Verdict::Met) && seen.contains(&Verdict::NotMet) {
+            flips.push(name.clone());
+        }
+        md.push('\n');
+    }
+    Ok((md, flips))
+}
