@@ -21,6 +21,11 @@
 
 include $(dir $(lastword $(MAKEFILE_LIST)))scripts/defaults.mk
 export KVER LLVM KFLAVOR INLINE_RUSTC
+# ARCH reaches the kernel's Makefile as given (make passes it on to every sub-make), so it must be
+# the kernel's name: x86 (or x86_64) and arm64, not uname's aarch64.
+ifeq ($(ARCH),aarch64)
+$(error ARCH=aarch64: the kernel calls it arm64 (make test ARCH=arm64))
+endif
 
 BUILD := $(CURDIR)/build
 ifeq ($(origin KDIR),undefined)

@@ -19,8 +19,9 @@ host_arch() { case "$(uname -m)" in x86_64) echo x86 ;; aarch64) echo arm64 ;; *
 case "$ARCH" in
 x86 | x86_64) ARCH=x86 RUST_MODREF_KIMAGE=arch/x86/boot/bzImage RUST_MODREF_QEMU=qemu-system-x86_64
 	RUST_MODREF_TRIPLE=x86_64-unknown-linux-gnu RUST_MODREF_VNG_ARCH=amd64 ;;
-arm64 | aarch64) ARCH=arm64 RUST_MODREF_KIMAGE=arch/arm64/boot/Image RUST_MODREF_QEMU=qemu-system-aarch64
+arm64) RUST_MODREF_KIMAGE=arch/arm64/boot/Image RUST_MODREF_QEMU=qemu-system-aarch64
 	RUST_MODREF_TRIPLE=aarch64-unknown-linux-gnu RUST_MODREF_VNG_ARCH=arm64 ;;
+aarch64) echo "error: ARCH=aarch64: the kernel calls it arm64 (ARCH=arm64)" >&2; exit 1 ;;
 *) echo "error: ARCH=$ARCH: the test kernel is built for x86 (x86-64) or arm64" >&2; exit 1 ;;
 esac
 export ARCH

@@ -33,7 +33,7 @@ readonly PACKAGES=(
 	rsync                                                             # kselftest's install rule
 	patch                                                             # patches/: fixes carried for the kernel source
 	kmod                                                              # insmod/rmmod/modprobe in the guest
-	qemu-system-x86                                                   # the VM
+	"$(case $ARCH in arm64) echo qemu-system-arm ;; *) echo qemu-system-x86 ;; esac)" # the VM
 	busybox-static                                                    # virtme-ng's initramfs
 	udev                                                              # vng returns the guest's exit status only with udev
 	python3-venv                                                      # virtme-ng lives in a private venv
