@@ -89,7 +89,7 @@ impl Interval {
 
     /// Judged against an upper bound: met when the whole interval is at or below `bound`.
     pub fn at_most(&self, bound: f64) -> Verdict {
-        if self.n == 0 {
+        if self.n == 0 || self.lo.is_nan() || self.hi.is_nan() {
             Verdict::WithinNoise
         } else if self.hi <= bound {
             Verdict::Met
@@ -102,7 +102,7 @@ impl Interval {
 
     /// Judged against a lower bound: met when the whole interval is at or above `bound`.
     pub fn at_least(&self, bound: f64) -> Verdict {
-        if self.n == 0 {
+        if self.n == 0 || self.lo.is_nan() || self.hi.is_nan() {
             Verdict::WithinNoise
         } else if self.lo >= bound {
             Verdict::Met
@@ -163,6 +163,26 @@ mod tests {
         assert_eq!(none.n, 0);
         assert_eq!(none.at_most(1.0), Verdict::WithinNoise);
         assert_eq!(none.at_least(1.0), Verdict::WithinNoise);
+    }
+
+    #[test]
+    fn infinite_samples_are_judged_not_met_never_by_sort_order() {
+        // A repetition whose reference cost nothing gives an infinite ratio: eight of fifteen.
+        let mut s = vec![f64::INFINITY; 8];
+        s.extend([0.9; 7]);
+        let i = Interval::of(&s);
+        assert_eq!((i.median, i.hi), (f64::INFINITY, f64::INFINITY), "{i:?}");
+        assert!(!i.lo.is_nan(), "{i:?}");
+        assert_ne!(i.at_most(1.0), Verdict::Met);
+        // NaN anywhere in the interval is no verdict.
+        let nan = Interval {
+            median: 1.0,
+            lo: f64::NAN,
+            hi: 0.5,
+            n: 3,
+        };
+        assert_eq!(nan.at_most(1.0), Verdict::WithinNoise);
+        assert_eq!(nan.at_least(0.1), Verdict::WithinNoise);
     }
 
     #[test]

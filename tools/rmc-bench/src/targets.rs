@@ -251,11 +251,14 @@ pub fn verdict_rows(targets: &Targets) -> Result<Vec<plot::VerdictRow>, String> 
             let (side, bound) = t.bound.split_once(' ').ok_or("bound without a side")?;
             let bound: f64 = bound.parse().map_err(|e| format!("bound {bound}: {e}"))?;
             let i = t.interval;
-            let (lo, median, hi) = if side == "<=" {
-                (bound / i.hi, bound / i.median, bound / i.lo)
+            // For "<=", a value at or below 0 is as far on the good side as it gets.
+            let headroom = |x: f64| if x <= 0.0 { f64::INFINITY } else { bound / x };
+            let (a, median, b) = if side == "<=" {
+                (headroom(i.hi), headroom(i.median), headroom(i.lo))
             } else {
                 (i.lo / bound, i.median / bound, i.hi / bound)
             };
+            let (lo, hi) = (a.min(b), a.max(b));
             Ok(plot::VerdictRow {
                 name,
                 lo,

@@ -99,6 +99,10 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     };
     let at = q.clamp(0.0, 1.0) * last as f64;
     let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
+    // Equal neighbours (two infinities among them) need no interpolation, which would be NaN.
+    if sorted[lo] == sorted[hi] {
+        return sorted[lo];
+    }
     sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo as f64)
 }
 
