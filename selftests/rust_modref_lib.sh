@@ -480,7 +480,7 @@ fail_nth() {
 #     consumer's suite at each load (a failed KUnit case is foreign);
 #   - warn_alloc(): "COMM: page allocation failure:" or "COMM: vmalloc error:", then its stack
 #     dump (CPU/Tainted/Hardware name, x86's "Call Trace" or arm64's "Call trace", frames, with
-#     arm64's "(C)"-style frame marks, x86's user registers) and show_mem()'s
+#     arm64's "(C)", "(PF)"-style frame marks, x86's user registers) and show_mem()'s
 #     Mem-Info (with MEM_ALLOC_PROFILING, its top allocation sites); "warn_alloc: N callbacks
 #     suppressed";
 #   - should_fail()'s "FAULT_INJECTION: forcing a failure." and its stack (verbose > 0);
@@ -524,7 +524,7 @@ foreign_log_lines() {
 	/^debugfs: out of free dentries, can not create (directory|file) .[A-Za-z0-9_]+.$/ { next }
 	dump && (/^CPU: [0-9]+ UID: [0-9]+ PID: [0-9]+ Comm: / || /^Tainted: / || /^Hardware name: / ||
 		/^Call [Tt]race:$/ || /^ *<\/?(TASK|IRQ|NMI|SOFTIRQ)>$/ ||
-		/^ +(\? )?[A-Za-z0-9_.$]+\+0x[0-9a-f]+\/0x[0-9a-f]+( \[[A-Za-z0-9_]+\])?( \([A-Z]\))?$/ ||
+		/^ +(\? )?[A-Za-z0-9_.$]+\+0x[0-9a-f]+\/0x[0-9a-f]+( \[[A-Za-z0-9_]+\])?( \([A-Z]+\))?$/ ||
 		/^(RIP|RSP|RAX|RDX|RBP|R10|R13|Code): / ||
 		/^ *[a-z_]+:[0-9]+( [a-z_]+:[0-9]+)*$/ || /^Node [0-9]+ / ||
 		/^(DMA|DMA32|Normal|Movable|HighMem)( free:|: )/ || /^lowmem_reserve\[\]:( [0-9]+)+$/ ||
