@@ -47,7 +47,7 @@ MODULE_SOURCES := Kbuild rust_consumer.rs rust_provider.rs provider_abi.rs consu
 NEG_DIR := $(BUILD)/negative-control
 NEG_DRAIN_DIR := $(BUILD)/negative-control-drain
 
-.PHONY: help default modules kernel tools negative-control check run test bench profile boot-report faults soak clean
+.PHONY: help default modules kernel tools negative-control check run test bench profile boot-report faults soak clean native-only
 
 # Kbuild refuses UNSAFE_SKIP_MODULE_GET=1 / UNSAFE_SKIP_DRAIN=1 outside the negative-control
 # directories: the unsafe consumers are built only by `make negative-control`.
@@ -86,13 +86,18 @@ test: modules negative-control tools
 # the guest falls back to an emulated HPET, after which every clock read (two per userspace call)
 # costs a device emulation: throughput drops about threefold in the middle of a run.
 BENCH_APPEND := tsc=reliable $(VM_APPEND)
-bench: modules tools
+# The benchmarks measure the host's own architecture: another one under TCG would measure the
+# emulator (and the report runs on the host).
+native-only:
+	@bash -c '. scripts/lib.sh && [ "$$RUST_MODREF_CROSS" = 0 ]' || \
+	{ echo "make bench/profile: only for the host's architecture, not ARCH=$(ARCH) (an emulated CPU of another kind measures the emulator)"; exit 1; }
+bench: native-only modules tools
 	@echo "make bench: $(KFLAVOR) kernel; results in bench/$(KFLAVOR)/"
 	VM_APPEND="$(BENCH_APPEND)" VM_TIMEOUT=3600 scripts/vm-run.sh --log $(BUILD)/vm-bench.log -- env KFLAVOR=$(KFLAVOR) bench/run.sh
 	tools/target/release/rmc-bench report bench/$(KFLAVOR)/raw --out bench/$(KFLAVOR) --index bench/results.json
 
 # Flat perf profiles (cpu-clock on CPU 0) of each benchmarked path; see README "Benchmarks".
-profile: modules tools
+profile: native-only modules tools
 	VM_APPEND="$(BENCH_APPEND)" VM_TIMEOUT=900 scripts/vm-run.sh --log $(BUILD)/vm-profile.log -- env KFLAVOR=$(KFLAVOR) bench/profile.sh
 
 # Every allocation failure of the pair's syscalls, tried (the selftest case alloc_failures), in a

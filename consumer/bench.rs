@@ -5,6 +5,7 @@
 
 use core::{
     hint::black_box,
+    marker::PhantomData,
     ptr, //
 };
 use kernel::{
@@ -301,27 +302,31 @@ fn run_kthreads(bench: &BenchLoop<'_>, n: u32) -> Result<u64> {
     Ok(jobs.iter().map(|j| j.ns).sum())
 }
 
-/// CPU hotplug held off (`cpus_read_lock()`) until dropped. Without `CONFIG_HOTPLUG_CPU` no CPU
-/// can go offline, and C's `cpus_read_lock()` is an empty `static inline` with no symbol to bind
-/// to (arm64 makes the option a choice; x86 selects it with SMP): the guard then does nothing.
-struct CpusReadGuard(());
+/// CPU hotplug held off (`cpus_read_lock()`) until dropped, in the task that took it (the guard
+/// is not `Send`). Without `CONFIG_HOTPLUG_CPU` no CPU can go offline, and C's `cpus_read_lock()`
+/// is an empty `static inline` with no symbol to bind to (arm64 makes the option a choice; x86
+/// selects it with SMP): the guard then does nothing.
+struct CpusReadGuard(PhantomData<*mut ()>);
 
 impl CpusReadGuard {
     fn lock() -> Self {
         #[cfg(CONFIG_HOTPLUG_CPU)]
-        // SAFETY: We are in process context and may sleep (the bench ioctl); the read lock is
-        // released exactly once, by this guard's `Drop`.
+        // SAFETY: We are in process context and may sleep (the bench ioctl), and this task does
+        // not hold the hotplug lock already (the ioctl takes it only here). While the guard
+        // lives, the caller only picks CPUs and creates and binds kthreads, none of which takes
+        // `cpus_write_lock()` or waits for a hotplug operation. `Drop` releases it.
         unsafe {
             bindings::cpus_read_lock()
         };
-        Self(())
+        Self(PhantomData)
     }
 }
 
 impl Drop for CpusReadGuard {
     fn drop(&mut self) {
         #[cfg(CONFIG_HOTPLUG_CPU)]
-        // SAFETY: `lock()`, which created this guard, took the read lock.
+        // SAFETY: `lock()`, which created this guard, took the read lock in this task (the
+        // guard is not `Send`).
         unsafe {
             bindings::cpus_read_unlock()
         };

@@ -28,10 +28,9 @@ export ARCH
 # Cross: the tools are built for the guest's target, which then needs a root filesystem of its own.
 RUST_MODREF_CROSS=0
 [ "$ARCH" = "$(host_arch)" ] || RUST_MODREF_CROSS=1
-# The tools' binaries for the guest; a cross build links them with Debian's cross gcc.
-RUST_MODREF_TOOLS_DIR="$RUST_MODREF_TOP/tools/target/release"
+# A cross build of the tools (tools/target/$RUST_MODREF_TRIPLE/release) links them with Debian's
+# cross gcc.
 if [ "$RUST_MODREF_CROSS" = 1 ]; then
-	RUST_MODREF_TOOLS_DIR="$RUST_MODREF_TOP/tools/target/$RUST_MODREF_TRIPLE/release"
 	_linker_var=CARGO_TARGET_$(echo "$RUST_MODREF_TRIPLE" | tr a-z- A-Z_)_LINKER
 	export "$_linker_var=${!_linker_var:-${RUST_MODREF_TRIPLE%%-*}-linux-gnu-gcc}"
 	unset _linker_var

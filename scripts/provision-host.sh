@@ -63,7 +63,9 @@ elif [ ${#missing[@]} -gt 0 ]; then
     sudo sh -c '$install'"
 	fi
 	log "installing Debian packages: ${missing[*]} (about a minute)"
-	as_root sh -c "$install" >/dev/null
+	# make -j runs the kernel's and the tools' provisioning at once: one apt at a time.
+	mkdir -p "$RUST_MODREF_CACHE"
+	as_root flock "$RUST_MODREF_CACHE/.provision.lock" sh -c "$install" >/dev/null
 fi
 
 # The tools' Rust target for a guest of another architecture.

@@ -97,7 +97,7 @@ if [ "$RUST_MODREF_CROSS" = 1 ]; then
 	cross=(--arch "$RUST_MODREF_VNG_ARCH" --root "$root")
 	# The repository is mounted at its host path: the mount point must exist in the (read-only)
 	# root, and vng takes a directory outside the root only as GUEST=HOST.
-	mkdir -p "$root$RUST_MODREF_TOP"
+	mkdir -p "$root$RUST_MODREF_TOP" || fail "cannot create the mount point $root$RUST_MODREF_TOP (run as root)"
 	rwdir=$RUST_MODREF_TOP=$RUST_MODREF_TOP
 fi
 
